@@ -1,0 +1,101 @@
+"""TrainConfig: every hyperparameter of one ADVENT run, with the official defaults.
+
+Defaults are those of valeoai/ADVENT (advent/domain_adaptation/config.py) for
+GTA5 → Cityscapes with DeepLab-V2 ResNet-101; a YAML file with these keys (and a
+``data`` section) is what ``advent-sweep train`` runs and ``advent-sweep best`` writes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from advent_sweep.data.config import DataConfig
+from advent_sweep.validation import load_yaml
+
+Method = Literal["source_only", "minent", "advent", "advent_minent"]
+METHODS_WITH_DISCRIMINATOR = ("advent", "advent_minent")
+METHODS_WITH_ENTROPY_LOSS = ("minent", "advent_minent")
+
+NonNegative = Field(ge=0.0)
+
+
+class TrainConfig(BaseModel):
+    """One ADVENT training run (the symbols are the paper's: λ, μ, [e_lo, e_hi])."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    method: Method = "advent"
+    backbone: str = "resnet101"
+    weights: str | None = None
+    multi_level: bool = True
+    param_repeats: Literal["official", "unique"] = "official"
+
+    lambda_seg_main: float = Field(1.0, ge=0.0)
+    lambda_seg_aux: float = Field(0.1, ge=0.0)
+    lambda_ent_main: float = Field(1e-3, ge=0.0)
+    lambda_ent_aux: float = Field(2e-4, ge=0.0)
+    lambda_adv_main: float = Field(1e-3, ge=0.0)
+    lambda_adv_aux: float = Field(2e-4, ge=0.0)
+    class_prior_mu: float = Field(0.0, ge=0.0, le=1.0)
+    entropy_low: float = Field(0.0, ge=0.0, le=1.0)
+    entropy_high: float = Field(1.0, ge=0.0, le=1.0)
+
+    lr: float = Field(2.5e-4, gt=0.0)
+    lr_discriminator: float = Field(1e-4, gt=0.0)
+    momentum: float = Field(0.9, ge=0.0, lt=1.0)
+    weight_decay: float = Field(5e-4, ge=0.0)
+    poly_power: float = Field(0.9, ge=0.0)
+    iterations: int = Field(120_000, ge=1)
+    poly_horizon: int = Field(250_000, ge=1)
+    batch_size_source: int = Field(1, ge=1)
+    batch_size_target: int = Field(1, ge=1)
+    eval_batch_size: int = Field(1, ge=1)
+    eval_interval: int = Field(2_000, ge=1)
+
+    seed: int = 0
+    device: str = "auto"
+    amp: Literal["off", "bf16", "fp16"] = "off"
+    channels_last: bool = True
+    compile: bool = False
+
+    data: DataConfig = DataConfig()
+
+    @field_validator("backbone")
+    @classmethod
+    def _known_backbone(cls, name: str) -> str:
+        from advent_sweep.model import BACKBONES
+
+        if name not in BACKBONES:
+            raise ValueError(f"unknown backbone {name!r}; allowed: {', '.join(sorted(BACKBONES))}")
+        return name
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, device: str) -> str:
+        if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
+            raise ValueError(f"unknown device {device!r}; allowed: auto, cpu, cuda, cuda:N")
+        return device
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "TrainConfig":
+        if self.entropy_low > self.entropy_high:
+            raise ValueError(f"entropy_low ({self.entropy_low}) must not exceed entropy_high ({self.entropy_high})")
+        if self.iterations > self.poly_horizon:
+            raise ValueError(f"iterations ({self.iterations}) must not exceed poly_horizon ({self.poly_horizon})")
+        return self
+
+    @property
+    def uses_discriminator(self) -> bool:
+        return self.method in METHODS_WITH_DISCRIMINATOR
+
+    @property
+    def uses_entropy_loss(self) -> bool:
+        return self.method in METHODS_WITH_ENTROPY_LOSS
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "TrainConfig":
+        """Load a run file; ConfigError names the file and every bad field."""
+        return load_yaml(cls, path)

@@ -1,0 +1,103 @@
+"""One training run to the end: what ``advent-sweep train CONFIG.yaml`` does.
+
+The output folder holds ``config.yaml`` (the run's full TrainConfig), ``checkpoint.pt``
+(the trainer's state at the last evaluation) and ``metrics.json`` (every evaluation and
+the snapshot each selection rule picks). Files are replaced atomically, so a crash
+leaves the previous complete version, and ``resume=True`` continues exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from tqdm import tqdm
+
+from advent_sweep.advent.config import TrainConfig
+from advent_sweep.advent.trainer import Trainer
+from advent_sweep.data import DomainData
+from advent_sweep.errors import ConfigError
+
+CHECKPOINT, METRICS, CONFIG = "checkpoint.pt", "metrics.json", "config.yaml"
+
+
+def build_trainer(config: TrainConfig, data: DomainData) -> Trainer:
+    """A Trainer on a built domain pair (p_s passed only when μ uses it)."""
+    return Trainer(
+        config,
+        data.source,
+        data.target,
+        num_classes=data.num_classes,
+        class_names=data.class_names,
+        class_prior=data.class_prior if config.class_prior_mu > 0 else None,
+    )
+
+
+def write_atomically(path: Path, write: Callable[[Any], None], binary: bool = False) -> None:
+    """Write through a temporary file in the same folder and rename it into place."""
+    handle = tempfile.NamedTemporaryFile("wb" if binary else "w", dir=path.parent, prefix=f".{path.name}.", delete=False)
+    try:
+        with handle:
+            write(handle)
+        os.replace(handle.name, path)
+    except BaseException:
+        Path(handle.name).unlink(missing_ok=True)
+        raise
+
+
+def selection_summary(evaluations: list[dict[str, float]]) -> dict[str, dict[str, float] | None]:
+    """The snapshot each rule picks: best target mIoU (label-based, as the official eval), last, lowest target entropy (label-free)."""
+    if not evaluations:
+        return {"best": None, "last": None, "min_entropy": None}
+    return {
+        "best": max(evaluations, key=lambda e: e["target_miou"]),
+        "last": evaluations[-1],
+        "min_entropy": min(evaluations, key=lambda e: e["target_entropy"]),
+    }
+
+
+def prepare_output(output: Path, config: TrainConfig, resume: bool) -> None:
+    """Refuse to overwrite another run's checkpoint unless resuming; then write config.yaml."""
+    if (output / CHECKPOINT).exists() and not resume:
+        raise ConfigError(f"{output}: holds a checkpoint already; pass --resume to continue it or choose another --output")
+    if resume and (output / CONFIG).exists():
+        saved = TrainConfig.model_validate(yaml.safe_load((output / CONFIG).read_text()))
+        if saved != config:
+            raise ConfigError(f"{output / CONFIG}: the run being resumed has another config; resume with that file")
+    output.mkdir(parents=True, exist_ok=True)
+    write_atomically(output / CONFIG, lambda f: yaml.safe_dump(config.model_dump(mode="json"), f, sort_keys=False))
+
+
+def train_to_end(config: TrainConfig, data: DomainData, output: Path, resume: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Train for ``config.iterations``, evaluating and checkpointing every ``eval_interval``."""
+    prepare_output(output, config, resume)
+    trainer = build_trainer(config, data)
+    evaluations: list[dict[str, float]] = []
+    if resume and (output / CHECKPOINT).exists():
+        trainer.load_state_dict(torch.load(output / CHECKPOINT, weights_only=False))
+        if (output / METRICS).exists():
+            saved = json.loads((output / METRICS).read_text())["evaluations"]
+            evaluations = [e for e in saved if e["iteration"] <= trainer.iteration]
+
+    bar = tqdm(total=config.iterations, initial=trainer.iteration, disable=not progress, unit="it", dynamic_ncols=True)
+    started = time.perf_counter()
+    while trainer.iteration < config.iterations:
+        step_losses = trainer.step()
+        bar.update(1)
+        bar.set_postfix({k.removeprefix("loss_"): f"{v:.3f}" for k, v in step_losses.items()}, refresh=False)
+        if trainer.iteration % config.eval_interval == 0 or trainer.iteration == config.iterations:
+            metrics = {"iteration": trainer.iteration, "wall_time_s": time.perf_counter() - started, **trainer.evaluate(data.target_val)}
+            evaluations.append(metrics)
+            bar.write(f"iteration {trainer.iteration}: target mIoU {metrics['target_miou']:.2f}, target entropy {metrics['target_entropy']:.4f}")
+            write_atomically(output / CHECKPOINT, lambda f: torch.save(trainer.state_dict(), f), binary=True)
+            summary = {"evaluations": evaluations, "selection": selection_summary(evaluations)}
+            write_atomically(output / METRICS, lambda f: json.dump(summary, f, indent=1))
+    bar.close()
+    return {"evaluations": evaluations, "selection": selection_summary(evaluations)}

@@ -1,0 +1,266 @@
+"""The one ADVENT trainer that scripts, notebooks and every Ray trial drive the same way.
+
+``train_step`` follows valeoai/ADVENT's train_UDA.py update order:
+segmenter on source (CE) → target losses with the discriminators frozen → discriminators
+on detached source and target maps (losses halved) → optimizer steps. It knows nothing
+of Ray or Optuna.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import warnings
+from collections.abc import Iterable, Sequence
+from contextlib import nullcontext
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
+
+from advent_sweep.advent import losses
+from advent_sweep.advent.batches import BatchStream
+from advent_sweep.advent.config import TrainConfig
+from advent_sweep.advent.evaluation import evaluate_segmenters
+from advent_sweep.errors import ConfigError, TrainingDiverged
+from advent_sweep.model import build_discriminator, build_segmenter
+
+SOURCE_DOMAIN, TARGET_DOMAIN = 0.0, 1.0
+LEVELS = ("aux", "main")
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA when present; asking for CUDA on a machine without it is a ConfigError."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device: {name!r} asked for but CUDA is not available here; use 'cpu' or 'auto'")
+    return torch.device(name)
+
+
+def poly_factor(iteration: int, horizon: int, power: float) -> float:
+    """Poly schedule (1 − i/T)^power with T the poly horizon (250k officially, past the 120k stop)."""
+    return (1.0 - iteration / horizon) ** power
+
+
+class Trainer:
+    """ADVENT training of a DeepLab-V2 segmenter (and its discriminators) on one domain pair.
+
+    ``source`` and ``target`` are datasets of (image in [0, 1], label); the target's labels
+    are never read in training. ``class_prior`` is p_s, needed when μ > 0 (μ is ignored by
+    source_only, which never looks at the target).
+    """
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        source: Dataset,
+        target: Dataset,
+        *,
+        num_classes: int = 19,
+        class_names: Sequence[str] | None = None,
+        class_prior: Sequence[float] | None = None,
+    ) -> None:
+        if config.class_prior_mu > 0 and class_prior is None:
+            raise ConfigError("class_prior_mu > 0 needs the source class prior p_s; pass class_prior")
+        self.config = config
+        self.num_classes = num_classes
+        self.class_names = tuple(class_names) if class_names else tuple(str(c) for c in range(num_classes))
+        self.class_prior = None if class_prior is None else torch.tensor(class_prior, dtype=torch.float32)
+        self.device = resolve_device(config.device)
+        self.iteration = 0
+        torch.manual_seed(config.seed)
+
+        self.segmenter = build_segmenter(config.backbone, num_classes, config.multi_level, config.weights).to(self.device)
+        self.segmenter.train()
+        levels = LEVELS if config.multi_level else ("main",)
+        self.discriminators = nn.ModuleDict(
+            {level: build_discriminator(num_classes) for level in levels} if config.uses_discriminator else {}
+        ).to(self.device)
+        self.discriminators.train()
+        if self._cuda and config.channels_last:
+            self.segmenter.to(memory_format=torch.channels_last)
+
+        with warnings.catch_warnings():
+            # "official" lists backbone parameters several times on purpose (see DESIGN.md);
+            # the single-tensor SGD path applies each listing, deterministically.
+            warnings.filterwarnings("ignore", message="optimizer contains a parameter group with duplicate parameters")
+            self.optimizer = torch.optim.SGD(
+                self.segmenter.parameter_groups(config.lr, config.param_repeats),
+                lr=config.lr,
+                momentum=config.momentum,
+                weight_decay=config.weight_decay,
+                foreach=False,
+            )
+        self.discriminator_optimizers = {
+            level: torch.optim.Adam(d.parameters(), lr=config.lr_discriminator, betas=(0.9, 0.99))
+            for level, d in self.discriminators.items()
+        }
+        schedule = lambda i: poly_factor(i, config.poly_horizon, config.poly_power)  # noqa: E731
+        self.schedulers = [torch.optim.lr_scheduler.LambdaLR(o, schedule) for o in self._optimizers]
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self._cuda and config.amp == "fp16")
+        self.forward = torch.compile(self.segmenter) if config.compile else self.segmenter
+
+        workers, pin = config.data.num_workers, self._cuda
+        self.source_batches = BatchStream(source, config.batch_size_source, config.seed, workers, pin)
+        self.target_batches = BatchStream(target, config.batch_size_target, config.seed + 1, workers, pin)
+
+    @property
+    def _cuda(self) -> bool:
+        return self.device.type == "cuda"
+
+    @property
+    def _optimizers(self) -> list[torch.optim.Optimizer]:
+        return [self.optimizer, *self.discriminator_optimizers.values()]
+
+    def _autocast(self) -> Any:
+        if not self._cuda or self.config.amp == "off":
+            return nullcontext()
+        return torch.autocast("cuda", dtype=torch.bfloat16 if self.config.amp == "bf16" else torch.float16)
+
+    def _to_device(self, images: Tensor) -> Tensor:
+        images = images.to(self.device, non_blocking=True)
+        return images.contiguous(memory_format=torch.channels_last) if self._cuda and self.config.channels_last else images
+
+    def _predict(self, images: Tensor) -> dict[str, Tensor]:
+        """Logits of each output level, upsampled (bilinear, align_corners) to the input size."""
+        with self._autocast():
+            aux, main = self.forward(images)
+        size = images.shape[-2:]
+        outputs = {"main": main} if aux is None else {"aux": aux, "main": main}
+        return {level: F.interpolate(x.float(), size=size, mode="bilinear", align_corners=True) for level, x in outputs.items()}
+
+    def _backward(self, loss: Tensor) -> None:
+        if loss.requires_grad:
+            self.scaler.scale(loss).backward()
+
+    def _set_discriminators_trainable(self, trainable: bool) -> None:
+        for parameter in self.discriminators.parameters():
+            parameter.requires_grad_(trainable)
+
+    def train_step(self, source_images: Tensor, source_labels: Tensor, target_images: Tensor) -> dict[str, float]:
+        """One iteration in the official order; returns this iteration's losses as floats."""
+        c = self.config
+        weight = {"seg": {"main": c.lambda_seg_main, "aux": c.lambda_seg_aux},
+                  "ent": {"main": c.lambda_ent_main, "aux": c.lambda_ent_aux},
+                  "adv": {"main": c.lambda_adv_main, "aux": c.lambda_adv_aux}}
+        for optimizer in self._optimizers:
+            optimizer.zero_grad(set_to_none=True)
+        self._set_discriminators_trainable(False)
+        found: dict[str, Tensor] = {}
+
+        # 1. supervised segmentation on source
+        source_labels = source_labels.to(self.device, non_blocking=True)
+        source_logits = self._predict(self._to_device(source_images))
+        for level, logits in source_logits.items():
+            found[f"loss_seg_src_{level}"] = losses.segmentation_loss(logits, source_labels)
+        self._backward(sum(weight["seg"][lv] * found[f"loss_seg_src_{lv}"] for lv in source_logits))
+
+        if c.method == "source_only":
+            return self._finish(found)
+
+        # 2. target losses, discriminators frozen: MinEnt, AdvEnt (fool D: call target "source"), L_cp
+        target_logits = self._predict(self._to_device(target_images))
+        target_maps: dict[str, Tensor] = {}
+        target_loss = torch.zeros((), device=self.device)
+        for level, logits in target_logits.items():
+            probabilities = F.softmax(logits, dim=1)
+            information = losses.self_information_map(probabilities)
+            in_range = losses.entropy_range_mask(information.sum(dim=1).detach(), c.entropy_low, c.entropy_high)
+            target_maps[level] = information
+            if c.uses_entropy_loss:
+                found[f"loss_ent_trg_{level}"] = losses.entropy_loss(probabilities, in_range)
+                target_loss = target_loss + weight["ent"][level] * found[f"loss_ent_trg_{level}"]
+            if c.uses_discriminator:
+                masked = torch.where(in_range.unsqueeze(1), information, information.detach())
+                found[f"loss_adv_trg_{level}"] = losses.adversarial_loss(self.discriminators[level](masked), SOURCE_DOMAIN)
+                target_loss = target_loss + weight["adv"][level] * found[f"loss_adv_trg_{level}"]
+            if level == "main" and c.class_prior_mu > 0:
+                found["loss_class_prior"] = losses.class_ratio_prior_loss(probabilities, self.class_prior, c.class_prior_mu, in_range)
+                target_loss = target_loss + found["loss_class_prior"]
+        self._backward(target_loss)
+
+        # 3. discriminators on detached maps: source → 0, target → 1, each loss halved
+        if c.uses_discriminator:
+            self._set_discriminators_trainable(True)
+            for level, discriminator in self.discriminators.items():
+                source_map = losses.self_information_map(F.softmax(source_logits[level].detach(), dim=1))
+                loss_source = losses.adversarial_loss(discriminator(source_map), SOURCE_DOMAIN) / 2
+                loss_target = losses.adversarial_loss(discriminator(target_maps[level].detach()), TARGET_DOMAIN) / 2
+                self._backward(loss_source + loss_target)
+                found[f"loss_d_{level}"] = loss_source + loss_target
+        return self._finish(found)
+
+    def _finish(self, found: dict[str, Tensor]) -> dict[str, float]:
+        """Check for divergence before any weight moves, then step every optimizer and schedule."""
+        names = list(found)
+        values = torch.stack([found[n].detach().float() for n in names]).tolist()
+        step_losses = dict(zip(names, values))
+        if not all(math.isfinite(v) for v in values):
+            raise TrainingDiverged(self.iteration, step_losses)
+        for optimizer in self._optimizers:
+            self.scaler.step(optimizer)
+        self.scaler.update()
+        for scheduler in self.schedulers:
+            scheduler.step()
+        self.iteration += 1
+        return step_losses
+
+    def step(self) -> dict[str, float]:
+        """Draw the next source and target batches and run one ``train_step``."""
+        source_images, source_labels = self.source_batches.next()[:2]
+        target_images = self.target_batches.next()[0]
+        return self.train_step(source_images, source_labels, target_images)
+
+    def evaluate(self, data: Dataset | Iterable) -> dict[str, float]:
+        """Target mIoU, per-class IoU (0–100) and mean normalised target entropy on ``data``."""
+        loader = data if isinstance(data, (DataLoader, list)) else DataLoader(data, batch_size=self.config.eval_batch_size)
+        self.segmenter.eval()
+        try:
+            return evaluate_segmenters([(self.forward, 1.0)], loader, self.num_classes, self.class_names,
+                                       self.device, self._to_device, self._autocast)
+        finally:
+            self.segmenter.train()
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything an exact resume needs, as a plain dict that ``torch.load`` opens."""
+        return {
+            "config": self.config.model_dump(mode="json"),
+            "iteration": self.iteration,
+            "segmenter": self.segmenter.state_dict(),
+            "discriminators": {k: d.state_dict() for k, d in self.discriminators.items()},
+            "optimizer": self.optimizer.state_dict(),
+            "discriminator_optimizers": {k: o.state_dict() for k, o in self.discriminator_optimizers.items()},
+            "schedulers": [s.state_dict() for s in self.schedulers],
+            "scaler": self.scaler.state_dict(),
+            "data_order": {"source": self.source_batches.state_dict(), "target": self.target_batches.state_dict()},
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if self._cuda else [],
+                "numpy": np.random.get_state(),
+                "python": random.getstate(),
+            },
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.iteration = state["iteration"]
+        self.segmenter.load_state_dict(state["segmenter"])
+        for level, d in self.discriminators.items():
+            d.load_state_dict(state["discriminators"][level])
+        self.optimizer.load_state_dict(state["optimizer"])
+        for level, o in self.discriminator_optimizers.items():
+            o.load_state_dict(state["discriminator_optimizers"][level])
+        for scheduler, saved in zip(self.schedulers, state["schedulers"]):
+            scheduler.load_state_dict(saved)
+        self.scaler.load_state_dict(state["scaler"])
+        self.source_batches.load_state_dict(state["data_order"]["source"])
+        self.target_batches.load_state_dict(state["data_order"]["target"])
+        rng = state["rng"]
+        torch.set_rng_state(rng["torch"])
+        if self._cuda and rng["cuda"]:
+            torch.cuda.set_rng_state_all(rng["cuda"])
+        np.random.set_state(rng["numpy"])
+        random.setstate(rng["python"])

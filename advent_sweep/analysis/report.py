@@ -1,0 +1,133 @@
+"""One folder that tells what a sweep found: CSV and Markdown tables, PNG plots and report.html.
+
+report.html refers only to files beside it, so the folder can be copied, zipped or opened
+from disk in a browser with no server.
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+import pandas as pd
+
+from advent_sweep.analysis.ablation import marginal_effects, method_table, paper_style
+from advent_sweep.analysis.best import RULES, select_best
+from advent_sweep.analysis.importance import parameter_importance
+from advent_sweep.analysis.plots import importance_bars, learning_curves, metric_vs_parameters
+from advent_sweep.analysis.results import KEY, SweepResults, load_results, varying_parameters
+from advent_sweep.errors import ResultsError
+
+TRIAL_SUMMARY = ["status", "config.method", "config.backbone", "best_value", "best_iteration", "last_value", "last_iteration", "min_entropy_value",
+                 "min_entropy_iteration", "iterations", "wall_time_s"]
+STYLE = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
+         "table{border-collapse:collapse;font-size:13px;margin:.5em 0}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}"
+         "img{max-width:100%}.note{color:#555}")
+
+
+def analyze(path: str | Path, output_dir: str | Path | None = None, metric: str | None = None, mode: str | None = None,
+            rule: str = "best", min_iterations: int = 0, progress: bool = True) -> Path:
+    """Write tables, plots and report.html for the sweep(s) at ``path`` into ``output_dir`` (default ``<path>/analysis``).
+
+    Returns the path of report.html.
+    """
+    results = load_results(path, progress=progress)
+    metric, mode = results.resolve(metric, mode)
+    ranked = select_best(results, metric, mode, rule, min_iterations)
+    out = Path(output_dir) if output_dir is not None else Path(path) / "analysis"
+    out.mkdir(parents=True, exist_ok=True)
+    options = dict(metric=metric, mode=mode, rule=rule, min_iterations=min_iterations)
+
+    body = [f"<h1>advent-sweep analysis: {html.escape(', '.join(results.sweeps))}</h1>", _summary(results, ranked, options)]
+    body += ["<h2>Ranking</h2>", _table(out, "ranking", _ranking(ranked, metric))]
+    body += ["<h2>Selection rules compared</h2>", _table(out, "selection_rules", _rules(results, options))]
+    if set(TRIAL_SUMMARY) <= set(results.trials.columns):
+        body += ["<h3>Per trial (trials.parquet: best, last, label-free min-entropy)</h3>",
+                 _table(out, "trials", results.trials[[*KEY, *TRIAL_SUMMARY]].rename(columns=lambda c: c.removeprefix("config.")))]
+    body += ["<h2>Methods</h2>", _table(out, "methods", paper_style(method_table(results, **options)))]
+    body.append("<h2>Marginal effects</h2>")
+    for marginal in marginal_effects(results, **options):
+        body.append(f"<h3>{html.escape(marginal.name)}</h3>{_note(marginal.note)}")
+        if marginal.table is not None:
+            body.append(_table(out, f"marginal_{marginal.key}", marginal.table))
+    body += ["<h2>Parameter importance</h2>", _importance(results, out, options)]
+    body += ["<h2>Learning curves</h2>", _image(learning_curves(results, metric, out / "learning_curves.png"))]
+    body += ["<h2>Metric against each parameter</h2>", *map(_image, metric_vs_parameters(ranked, metric, out))]
+    report = out / "report.html"
+    report.write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>advent-sweep analysis</title>"
+                      f"<style>{STYLE}</style></head><body>{''.join(body)}</body></html>")
+    return report
+
+
+def _summary(results: SweepResults, ranked: pd.DataFrame, options: dict) -> str:
+    rule = options["rule"]
+    at = f"; only reports at iteration ≥ {options['min_iterations']}" if options["min_iterations"] else ""
+    counts = ", ".join(f"{n} {status}" for status, n in results.trials["status"].value_counts().items())
+    lines = [
+        f"Metric: {options['metric']} ({options['mode']}). Selection rule: {rule} — {RULES[rule]}{at}.",
+        f"{len(results.trials)} trials ({counts}), {len(results.reports)} reports; {len(ranked)} trials qualify under the rule.",
+        *(f"Sweep {name} left out: {reason}." for name, reason in results.skipped.items()),
+    ]
+    return "".join(f"<p>{html.escape(line)}</p>" for line in lines)
+
+
+def _ranking(ranked: pd.DataFrame, metric: str) -> pd.DataFrame:
+    columns = [*KEY, "status", "iteration", metric, "config.method", "config.backbone", *varying_parameters(ranked)]
+    return ranked[list(dict.fromkeys(columns))].rename(columns=lambda c: c.removeprefix("config."))
+
+
+def _rules(results: SweepResults, options: dict) -> pd.DataFrame:
+    """The winning trial under each rule, to show how much selection on target labels matters."""
+    rows = []
+    for rule, meaning in RULES.items():
+        try:
+            top = select_best(results, options["metric"], options["mode"], rule, options["min_iterations"]).iloc[0]
+        except ResultsError as error:
+            rows.append({"rule": rule, "meaning": f"{meaning} ({error})"})
+            continue
+        rows.append({"rule": rule, "meaning": meaning, "sweep": top["sweep"], "trial_id": top["trial_id"],
+                     "iteration": top["iteration"], options["metric"]: top[options["metric"]]})
+    return pd.DataFrame(rows)
+
+
+def _importance(results: SweepResults, out: Path, options: dict) -> str:
+    try:
+        importances = parameter_importance(results, **options)
+    except (ResultsError, ImportError) as error:
+        return _note(f"not computed: {error}")
+    table = importances.values.rename("importance").rename_axis("parameter").reset_index()
+    left_out = f"; left out as conditional: {', '.join(importances.left_out)}" if importances.left_out else ""
+    return (_note(f"{importances.evaluator} over {importances.trials} finished trials{left_out}")
+            + _table(out, "importance", table) + _image(importance_bars(importances, out / "importance.png")))
+
+
+def _table(out: Path, name: str, frame: pd.DataFrame) -> str:
+    """Write name.csv and name.md; return the table as HTML."""
+    frame.to_csv(out / f"{name}.csv", index=False)
+    (out / f"{name}.md").write_text(markdown(frame))
+    return frame.to_html(index=False, na_rep="–", float_format=_number, border=0)
+
+
+def markdown(frame: pd.DataFrame) -> str:
+    """A GitHub Markdown table (pandas' own needs the tabulate package)."""
+    cells = [[_cell(value) for value in row] for row in frame.itertuples(index=False)]
+    lines = [list(map(str, frame.columns)), ["---"] * len(frame.columns), *cells]
+    return "\n".join("| " + " | ".join(line) + " |" for line in lines) + "\n"
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return _number(value)
+    return "–" if value is None or value is pd.NA or value != value else str(value).replace("|", "\\|")
+
+
+def _number(value: float) -> str:
+    return "–" if value != value else f"{value:.4g}"
+
+
+def _image(path: Path) -> str:
+    return f"<p><img src='{html.escape(path.name)}' alt='{html.escape(path.stem)}'></p>"
+
+
+def _note(text: str) -> str:
+    return f"<p class='note'>{html.escape(text)}</p>"

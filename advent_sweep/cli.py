@@ -1,0 +1,158 @@
+"""The ``advent-sweep`` command: parse arguments, call the library, map errors to exit codes.
+
+Exit codes: 0 ok, 2 bad input (a config, space.yaml, dataset or results folder at
+fault: the message names it), 1 any other failure. Each command imports only what it
+needs, so ``advent-sweep analyze`` never loads torch or Ray.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+
+from advent_sweep import __version__
+from advent_sweep.errors import InputError
+
+EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from advent_sweep.advent.config import TrainConfig
+    from advent_sweep.advent.run import train_to_end
+    from advent_sweep.data import build_domain_data
+
+    config = TrainConfig.from_yaml(args.config)
+    output = Path(args.output) if args.output else Path("runs") / Path(args.config).stem
+    data = build_domain_data(config.data, cache_dir=output.parent / ".advent-sweep-cache")
+    result = train_to_end(config, data, output, resume=args.resume, progress=not args.quiet)
+    chosen = result["selection"]
+    print(f"done: {config.iterations} iterations in {output}")
+    for rule in ("best", "last", "min_entropy"):
+        if chosen[rule]:
+            print(f"  {rule:>11}: target mIoU {chosen[rule]['target_miou']:.2f} at iteration {chosen[rule]['iteration']}")
+    return EXIT_OK
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from advent_sweep.sweep.spec import SweepSpec
+
+    spec = SweepSpec.from_yaml(args.space)
+    if args.storage:
+        spec = spec.with_storage(args.storage)
+    print(spec.describe())
+    return EXIT_OK
+
+
+def cmd_launch(args: argparse.Namespace) -> int:
+    from advent_sweep.sweep.launch import launch, prepare
+    from advent_sweep.sweep.spec import SweepSpec
+
+    spec = SweepSpec.from_yaml(args.space)
+    if args.storage:
+        spec = spec.with_storage(args.storage)
+    if args.dry_run:
+        data = prepare(spec, args.resume)
+        print(spec.describe())
+        action = "resume" if args.resume else "start"
+        print(f"\nplan: {action} sweep {spec.name!r} in {spec.folder} on {args.address or 'an embedded local Ray (127.0.0.1)'}; "
+              f"data: {len(data.source)} source / {len(data.target)} target / {len(data.target_val)} target-val images, "
+              f"{data.num_classes} classes. Nothing was started.")
+        return EXIT_OK
+    outcome = launch(spec, address=args.address, resume=args.resume)
+    statuses = ", ".join(f"{count} {status}" for status, count in sorted(outcome.statuses.items()))
+    print(f"\nsweep {spec.name!r}: {outcome.trials} trials ({statuses})")
+    if outcome.best_trial:
+        print(f"best trial {outcome.best_trial}: {spec.metric} {outcome.best_value:.3f} at iteration {outcome.best_iteration}")
+        print("  " + ", ".join(f"{k}={v}" for k, v in outcome.best_params.items()))
+    print(f"results: {outcome.folder} (reports/ and trials.parquet)")
+    print(f"next: advent-sweep best {outcome.folder} -o best.yaml ; advent-sweep analyze {outcome.folder}")
+    return EXIT_OK
+
+
+def cmd_best(args: argparse.Namespace) -> int:
+    from advent_sweep.analysis import export_best, format_top, load_results
+
+    results = load_results(args.results, progress=True)
+    options = dict(metric=args.metric, mode=args.mode, rule=args.rule, min_iterations=args.min_iterations)
+    if args.top:
+        print(format_top(results, args.top, **options))
+    if args.output or not args.top:
+        print(export_best(results, args.output or "best.yaml", **options))
+    return EXIT_OK
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from advent_sweep.analysis import analyze
+
+    report = analyze(args.results, args.output, metric=args.metric, rule=args.rule, min_iterations=args.min_iterations)
+    print(f"report: {report}")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="advent-sweep", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"advent-sweep {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="run one ADVENT training from a config YAML")
+    train.add_argument("config", help="a TrainConfig YAML (what `advent-sweep best` writes)")
+    train.add_argument("--output", "-o", help="run folder (default: runs/<config name>)")
+    train.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.set_defaults(handler=cmd_train)
+
+    validate = commands.add_parser("validate", help="check a space.yaml and print the resolved spec")
+    validate.add_argument("space", help="a sweep space YAML (see search_spaces/)")
+    validate.add_argument("--storage", help="override the file's storage (folder or URI)")
+    validate.set_defaults(handler=cmd_validate)
+
+    launch = commands.add_parser("launch", help="run (or resume) a sweep on Ray Tune")
+    launch.add_argument("space", help="a sweep space YAML (see search_spaces/)")
+    launch.add_argument("--address", help="an existing Ray cluster: auto or HOST:PORT (default: RAY_ADDRESS, else a local Ray)")
+    launch.add_argument("--storage", help="override the file's storage (a shared folder or s3:// / gs:// URI on a cluster)")
+    launch.add_argument("--resume", action="store_true", help="continue an interrupted sweep; finished trials are not rerun")
+    launch.add_argument("--dry-run", action="store_true", help="validate spec and data, print the plan, start nothing")
+    launch.set_defaults(handler=cmd_launch)
+
+    best = commands.add_parser("best", help="export the best trial's config as a YAML that `train` reruns")
+    best.add_argument("results", help="a sweep folder (<storage>/<name>) or a folder of sweeps")
+    best.add_argument("--metric", help="metric column (default: the sweep's metric)")
+    best.add_argument("--mode", choices=["max", "min"], help="default: the sweep's mode")
+    best.add_argument("--rule", choices=["best", "last", "min_entropy"], default="best",
+                      help="each trial's best report, its last one, or its lowest-target-entropy one (label-free)")
+    best.add_argument("--min-iterations", type=int, default=0, help="ignore reports (and trials) before this trainer iteration")
+    best.add_argument("--top", type=int, help="print the K best trials as a table")
+    best.add_argument("--output", "-o", help="where to write the config (default best.yaml, unless only --top is given)")
+    best.set_defaults(handler=cmd_best)
+
+    analyze = commands.add_parser("analyze", help="ablation tables, importances, plots and report.html from Parquet results")
+    analyze.add_argument("results", help="a sweep folder (<storage>/<name>) or a folder of sweeps")
+    analyze.add_argument("--output", "-o", help="output folder (default: RESULTS/analysis)")
+    analyze.add_argument("--metric", help="metric column (default: the sweep's metric)")
+    analyze.add_argument("--rule", choices=["best", "last", "min_entropy"], default="best")
+    analyze.add_argument("--min-iterations", type=int, default=0)
+    analyze.set_defaults(handler=cmd_analyze)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except InputError as error:
+        print(f"advent-sweep {args.command}: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print(f"advent-sweep {args.command}: interrupted", file=sys.stderr)
+        return EXIT_FAILURE
+    except Exception as error:  # noqa: BLE001 - any failure of ours is exit 1, with its traceback
+        traceback.print_exc()
+        print(f"advent-sweep {args.command}: failed: {error}", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""Which source and target datasets a run uses, where they are, and at what size.
+
+Sizes are (width, height), as in the official code's INPUT_SIZE_SOURCE/TARGET. Real
+datasets are resized whole, never cropped, as the official pipeline does.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+SourceName = Literal["synthetic", "gta5", "synthia"]
+TargetName = Literal["synthetic", "cityscapes"]
+Size = tuple[int, int]
+
+
+class SyntheticConfig(BaseModel):
+    """The embedded benchmark: procedural street scenes in a source and a shifted target style."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    seed: int = 0
+    size: Size = (64, 64)
+    num_train: int = Field(200, ge=1)
+    num_val: int = Field(50, ge=1)
+
+
+class DataConfig(BaseModel):
+    """The domain pair of one run: source (labelled) → target (unlabelled in training)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    source: SourceName = "synthetic"
+    target: TargetName = "synthetic"
+    source_root: str | None = None
+    target_root: str | None = None
+    source_list: str | None = None
+    target_list: str | None = None
+    target_val_list: str | None = None
+    target_split: str = "train"
+    target_val_split: str = "val"
+    protocol: Literal[19, 16, 13] | None = None
+    source_size: Size = (1280, 720)
+    target_size: Size = (1024, 512)
+    eval_size: Size = (1024, 512)
+    synthetic: SyntheticConfig = SyntheticConfig()
+    num_workers: int = Field(0, ge=0)
+
+    @model_validator(mode="after")
+    def _consistent_pair(self) -> "DataConfig":
+        if (self.source == "synthetic") != (self.target == "synthetic"):
+            raise ValueError("source and target must both be 'synthetic' or both be real datasets")
+        if self.source != "synthetic":
+            for field in ("source_root", "target_root"):
+                if getattr(self, field) is None:
+                    raise ValueError(f"{field} is required for source {self.source!r} → target {self.target!r}")
+            allowed = {"gta5": (19,), "synthia": (16, 13)}[self.source]
+            if self.protocol is not None and self.protocol not in allowed:
+                raise ValueError(f"protocol {self.protocol} is not defined for source {self.source!r}; allowed: {allowed}")
+        elif self.protocol is not None:
+            raise ValueError("protocol applies to real datasets only; leave it out for 'synthetic'")
+        return self
+
+    @property
+    def resolved_protocol(self) -> int | None:
+        """Number of scored classes for real data (GTA5: 19, SYNTHIA: 16 unless 13 given)."""
+        if self.source == "synthetic":
+            return None
+        return self.protocol or {"gta5": 19, "synthia": 16}[self.source]

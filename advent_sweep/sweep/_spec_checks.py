@@ -1,0 +1,415 @@
+"""Check a space.yaml mapping section by section, collecting every problem before reporting any.
+
+:func:`check` is what ``SweepSpec`` runs before pydantic builds it: it returns every problem
+found, as pydantic error details (so one ValidationError carries them all), and the values
+resolved (storage made absolute, choices normalised, num_samples / mode / ASHA's settings
+filled in). The rules of the search space itself live in ``_space``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import typing
+from typing import Annotated, Any
+
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+from pydantic_core import PydanticCustomError
+
+from advent_sweep.advent.config import TrainConfig
+from advent_sweep.data.config import DataConfig
+from advent_sweep.sweep import _space
+from advent_sweep.sweep.spec import (
+    DEFAULT_REDUCTION_FACTOR,
+    DEFAULT_STORAGE,
+    METRIC_MODES,
+    NOT_SEARCHABLE,
+    PARAM_TYPES,
+    SAMPLERS_WITH_STARTUP,
+    SEARCHABLE,
+    TRAINER_KEYS,
+    CategoricalParam,
+    FloatParam,
+    IntParam,
+    Resources,
+    SchedulerSpec,
+    SearcherSpec,
+    SweepSpec,
+)
+
+_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+_SCHEME_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
+_MISSING_NUM_SAMPLES = "missing; allowed: an int >= 1 (the number of trials)"
+_NOTHING = object()
+
+
+class Problems:
+    """Every problem found, as pydantic error details, so that one ValidationError carries them all.
+
+    ``validation.describe_validation_error`` prints each as ``field.path: message`` and appends
+    ``(got value)`` unless the input is a mapping; ``{}`` is used when there is no value to show.
+    """
+
+    def __init__(self) -> None:
+        self.details: list[dict[str, Any]] = []
+
+    def add(self, loc: tuple, message: str, got: Any = _NOTHING, kind: str = "sweep_spec") -> None:
+        self.details.append(
+            {
+                "type": PydanticCustomError(kind, "{message}", {"message": message}),
+                "loc": tuple(loc),
+                "input": {} if got is _NOTHING else got,
+            }
+        )
+
+    def add_validation_error(self, error: ValidationError, prefix: tuple, model: type[BaseModel] | None = None) -> None:
+        for problem in error.errors(include_url=False):
+            loc = prefix + tuple(problem["loc"])
+            if problem["type"] == "extra_forbidden":
+                allowed = _keys_at(model, problem["loc"][:-1]) if model else None
+                self.add(loc, "unknown key" + (f"; allowed: {', '.join(allowed)}" if allowed else ""))
+            else:
+                self.add(loc, problem["msg"].removeprefix("Value error, "), problem["input"], kind=problem["type"])
+
+
+def _keys_at(model: type[BaseModel], path: tuple) -> list[str] | None:
+    """The keys of the (nested) model at ``path``, if there is one."""
+    for part in path:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part)
+        model = _nested_model(field.annotation) if field else None
+        if model is None:
+            return None
+    return list(model.model_fields)
+
+
+def _nested_model(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        if found := _nested_model(arg):
+            return found
+    return None
+
+
+def _section(problems: Problems, key: str, model: type[BaseModel], raw: Any) -> Any:
+    """The section ``key`` as ``model`` (left out: its defaults), or None after reporting why not."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, (dict, model)):
+        problems.add((key,), f"expected a mapping; allowed keys: {', '.join(model.model_fields)}", raw)
+        return None
+    return _parsed(problems, (key,), model, raw)
+
+
+def _parsed(problems: Problems, loc: tuple, model: type[BaseModel], raw: Any) -> Any:
+    """``raw`` as ``model``, or None after reporting every problem in it under ``loc``."""
+    try:
+        return model.model_validate(raw)
+    except ValidationError as error:
+        problems.add_validation_error(error, loc, model)
+        return None
+
+
+def _value(problems: Problems, key: str, kind: Any, raw: Any) -> Any:
+    try:
+        return TypeAdapter(kind).validate_python(raw)
+    except ValidationError as error:
+        problems.add_validation_error(error, (key,))
+        return _NOTHING
+
+
+# --- the checks, section by section -----------------------------------------------------------
+
+
+def check(raw: dict[str, Any]) -> tuple[Problems, dict[str, Any]]:
+    """Check a space.yaml mapping; return every problem and the resolved values."""
+    problems = Problems()
+    for key in raw:
+        if key not in SweepSpec.model_fields:
+            problems.add((key,), f"unknown key; allowed: {', '.join(SweepSpec.model_fields)}")
+
+    name = raw.get("name")
+    if name is None:
+        problems.add(("name",), "missing; allowed: a folder name (letters, digits, '.', '_', '-')", kind="missing")
+    elif not isinstance(name, str) or not _NAME_PATTERN.fullmatch(name):
+        problems.add(("name",), "not a safe folder name; allowed: 1–100 letters, digits, '.', '_', '-', not starting with '.', '_' or '-'", name)
+    storage, problem = normalise_storage(raw.get("storage", DEFAULT_STORAGE))
+    if problem:
+        problems.add(("storage",), problem, raw.get("storage"))
+
+    data = _section(problems, "data", DataConfig, raw.get("data"))
+    fixed, base = _check_trainer(problems, raw.get("trainer"), data)
+    # What every trial's TrainConfig is built on; None when the fixed settings are themselves invalid.
+    trial_base = {**fixed, "data": data or DataConfig()} if base else None
+    raw_space = raw.get("space")
+    space = _check_space(problems, raw_space, fixed, trial_base)
+    _space.check_conditions(problems, space, raw_space if isinstance(raw_space, dict) else {}, trial_base)
+    grid = isinstance(raw.get("searcher"), dict) and raw["searcher"].get("sampler") == "grid"
+    if base:
+        _space.check_entropy_pair(problems, space, base, grid)
+
+    searcher = _section(problems, "searcher", SearcherSpec, raw.get("searcher"))
+    num_samples = raw.get("num_samples")
+    if num_samples is not None:
+        num_samples = _value(problems, "num_samples", Annotated[int, Field(ge=1)], num_samples)
+    if searcher:
+        searcher, num_samples = _check_searcher(problems, searcher, space, raw_space, num_samples, trial_base)
+    elif num_samples is None and not grid:
+        problems.add(("num_samples",), _MISSING_NUM_SAMPLES, kind="missing")
+
+    scheduler = _section(problems, "scheduler", SchedulerSpec, raw.get("scheduler"))
+    if scheduler and base:
+        scheduler = _check_scheduler(problems, scheduler, base)
+
+    if "max_concurrent" not in raw:
+        problems.add(("max_concurrent",), "missing; allowed: an int >= 1 (how many trials run at once)", kind="missing")
+    else:
+        _value(problems, "max_concurrent", Annotated[int, Field(ge=1)], raw["max_concurrent"])
+    _value(problems, "max_failures", Annotated[int, Field(ge=-1)], raw.get("max_failures", 2))
+
+    resources = _section(problems, "resources", Resources, raw.get("resources"))
+    if resources:
+        _check_resources(problems, resources, base)
+    mode = _check_metric(problems, raw.get("metric", "target_miou"), raw.get("mode"))
+
+    resolved = {
+        **raw,
+        "storage": storage,
+        "data": data,
+        "trainer": fixed,
+        "space": {name: param.model_dump() for name, param in space.items()},
+        "searcher": searcher,
+        "scheduler": scheduler,
+        "num_samples": num_samples,
+        "resources": resources,
+        "mode": mode,
+    }
+    return problems, resolved
+
+
+def normalise_storage(value: Any) -> tuple[str, str | None]:
+    """A URI (scheme://...) is kept; a local path is made absolute with ~ expanded. Or what is wrong."""
+    allowed = "allowed: a local folder or a URI such as s3://bucket/path, gs://bucket/path, file:///path"
+    if not isinstance(value, str) or not value.strip():
+        return "", f"expected a non-empty string; {allowed}"
+    if "://" in value:
+        scheme, rest = value.split("://", 1)
+        if not _SCHEME_PATTERN.fullmatch(scheme) or not rest.strip("/"):
+            return "", f"not a valid URI; {allowed}"
+        return value, None
+    return os.path.abspath(os.path.expanduser(value)), None
+
+
+def _check_trainer(problems: Problems, raw: Any, data: DataConfig | None) -> tuple[dict[str, Any], TrainConfig | None]:
+    """The fixed settings, normalised, and the TrainConfig they give (None if they give none)."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        problems.add(("trainer",), "expected a mapping of TrainConfig settings", raw)
+        return {}, None
+    fixed = {}
+    for key, value in raw.items():
+        if key == "data":
+            problems.add(("trainer", "data"), "not allowed here: data settings go in the top-level data section")
+        elif key not in TRAINER_KEYS:
+            problems.add(("trainer", key), f"unknown key; allowed: {', '.join(TRAINER_KEYS)}")
+        else:
+            fixed[key] = value
+    data = data or DataConfig()
+    try:
+        config = TrainConfig.model_validate({**fixed, "data": data})
+    except ValidationError as error:
+        problems.add_validation_error(error, ("trainer",))
+        # Keep checking the rest of the spec against the settings that were valid.
+        bad = {e["loc"][0] for e in error.errors() if e["loc"]}
+        fixed = {key: value for key, value in fixed.items() if key not in bad}
+        config, messages = _space.config_errors({"data": data}, fixed)
+        for message in messages:  # the checks across fields, which pydantic skips while a field fails
+            problems.add(("trainer",), message)
+        if messages:
+            return fixed, None
+    return {key: getattr(config, key) for key in fixed}, config
+
+
+def _check_space(
+    problems: Problems, raw: Any, fixed: dict[str, Any], base: dict[str, Any] | None
+) -> dict[str, FloatParam | IntParam | CategoricalParam]:
+    """The parameters that are sound on their own (name, type, range, TrainConfig values)."""
+    shape = "a mapping of TrainConfig setting → {type: float|int|categorical, ...}"
+    if raw is None:
+        problems.add(("space",), f"missing; allowed: {shape}", kind="missing")
+        return {}
+    if not isinstance(raw, dict):
+        problems.add(("space",), f"expected {shape}", raw)
+        return {}
+    if not raw:
+        problems.add(("space",), f"empty: a sweep needs at least one parameter to search; allowed: {shape}")
+        return {}
+    space = {}
+    for name, spec in raw.items():
+        loc = ("space", name)
+        named_ok = _check_param_name(problems, loc, name, fixed)
+        param = _parse_param(problems, loc, spec)
+        if param is None or not named_ok or not _space.check_param_shape(problems, loc, name, param):
+            continue
+        if base is not None:
+            param = _space.check_param_values(problems, loc, name, param, base, raw)
+        if param is not None:
+            space[name] = param
+    return space
+
+
+def _check_param_name(problems: Problems, loc: tuple, name: Any, fixed: dict[str, Any]) -> bool:
+    if name in NOT_SEARCHABLE:
+        problems.add(loc, f"cannot be searched: {NOT_SEARCHABLE[name]}")
+    elif name not in TRAINER_KEYS:
+        problems.add(loc, f"not a TrainConfig setting; allowed: {', '.join(SEARCHABLE)}")
+    elif name in fixed:
+        problems.add(loc, f"also fixed in trainer.{name}; a setting is either fixed or searched: remove one")
+    else:
+        return True
+    return False
+
+
+def _parse_param(problems: Problems, loc: tuple, spec: Any) -> FloatParam | IntParam | CategoricalParam | None:
+    types = ", ".join(PARAM_TYPES)
+    if not isinstance(spec, dict):
+        problems.add(loc, f"expected a mapping with a type ({types})", spec)
+        return None
+    if "type" not in spec:
+        problems.add(loc + ("type",), f"missing; allowed: {types}", kind="missing")
+        return None
+    model = PARAM_TYPES.get(spec["type"]) if isinstance(spec["type"], str) else None
+    if model is None:
+        problems.add(loc + ("type",), f"unknown parameter type; allowed: {types}", spec["type"])
+        return None
+    return _parsed(problems, loc, model, spec)
+
+
+def _check_searcher(
+    problems: Problems,
+    searcher: SearcherSpec,
+    space: dict[str, Any],
+    raw_space: Any,
+    num_samples: Any,
+    base: dict[str, Any] | None,
+) -> tuple[SearcherSpec, Any]:
+    """The sampler fits the space; num_samples (the whole grid by default) and the first points."""
+    sampler = searcher.sampler
+    if searcher.n_startup_trials is not None and sampler not in SAMPLERS_WITH_STARTUP:
+        problems.add(
+            ("searcher", "n_startup_trials"),
+            f"not used by sampler {sampler}; allowed with: {', '.join(SAMPLERS_WITH_STARTUP)}",
+            searcher.n_startup_trials,
+        )
+    if sampler == "grid":
+        complete = isinstance(raw_space, dict) and len(space) == len(raw_space)  # (every parameter is sound)
+        num_samples = _check_grid(problems, searcher, space, complete, num_samples)
+    elif num_samples is None:
+        problems.add(("num_samples",), _MISSING_NUM_SAMPLES, kind="missing")
+    names = list(raw_space) if isinstance(raw_space, dict) else []
+    points = searcher.points_to_evaluate
+    if names:  # (with no space at all, that is the one problem to report)
+        points = [_space.check_point(problems, i, point, space, names, base) for i, point in enumerate(points)]
+    if isinstance(num_samples, int) and len(points) > num_samples:
+        problems.add(
+            ("searcher", "points_to_evaluate"),
+            f"{len(points)} points but only {num_samples} trials (num_samples); allowed: at most num_samples points",
+        )
+    return searcher.model_copy(update={"points_to_evaluate": points}), num_samples
+
+
+def _check_grid(problems: Problems, searcher: SearcherSpec, space: dict[str, Any], complete: bool, num_samples: Any) -> Any:
+    """Every parameter has finitely many values and no condition; num_samples at most the grid."""
+    for name, param in space.items():
+        if isinstance(param, FloatParam) and param.step is None:
+            problems.add(("space", name), "sampler grid needs a finite set of values; allowed: categorical, int, or float with step")
+            complete = False
+        if param.when:
+            problems.add(
+                ("space", name, "when"),
+                "not supported with sampler grid (the grid is a full product; a skipped parameter would repeat "
+                "trials); allowed: remove when, or use sampler tpe/random",
+            )
+    if searcher.points_to_evaluate:
+        problems.add(("searcher", "points_to_evaluate"), "not used with sampler grid (the grid already lists every point); allowed: []")
+    size = math.prod(len(_space.grid_values(p)) for p in space.values() if not isinstance(p, FloatParam) or p.step)
+    if num_samples is None and complete:
+        return size
+    if isinstance(num_samples, int) and complete and num_samples > size:
+        problems.add(
+            ("num_samples",),
+            f"more than the {size} points of the grid (repeats would be random re-draws); allowed: <= {size} "
+            "(leave it out to run the whole grid; add a categorical seed parameter for repeats)",
+            num_samples,
+        )
+    return num_samples
+
+
+def _check_scheduler(problems: Problems, scheduler: SchedulerSpec, base: TrainConfig) -> SchedulerSpec:
+    """ASHA: eval_interval <= grace_period <= max_t <= trainer.iterations; FIFO takes no settings."""
+    if scheduler.type == "fifo":
+        for key in ("grace_period", "reduction_factor", "max_t"):
+            if getattr(scheduler, key) is not None:
+                problems.add(("scheduler", key), "not used by the fifo scheduler (every trial trains trainer.iterations); allowed: remove it", getattr(scheduler, key))
+        return scheduler
+    resolved = scheduler.model_copy(
+        update={
+            "max_t": scheduler.max_t or base.iterations,
+            "grace_period": scheduler.grace_period or base.eval_interval,
+            "reduction_factor": scheduler.reduction_factor or DEFAULT_REDUCTION_FACTOR,
+        }
+    )
+    if resolved.max_t > base.iterations:
+        problems.add(
+            ("scheduler", "max_t"),
+            f"beyond trainer.iterations ({base.iterations}): no trial trains past it; allowed: <= {base.iterations}",
+            resolved.max_t,
+        )
+    if resolved.grace_period > resolved.max_t:
+        problems.add(("scheduler", "grace_period"), f"beyond max_t ({resolved.max_t}); allowed: <= {resolved.max_t}", resolved.grace_period)
+    if resolved.grace_period < base.eval_interval:
+        problems.add(
+            ("scheduler", "grace_period"),
+            f"below trainer.eval_interval ({base.eval_interval}): a trial reports its metric only every "
+            f"eval_interval iterations, so ASHA would have nothing to compare at the first rung; "
+            f"allowed: >= {base.eval_interval}",
+            resolved.grace_period,
+        )
+    return resolved
+
+
+def _check_resources(problems: Problems, resources: Resources, base: TrainConfig | None) -> None:
+    if resources.gpu > 1 and not float(resources.gpu).is_integer():
+        problems.add(("resources", "gpu"), "a trial can share one GPU, not part of several; allowed: a fraction <= 1 or a whole number", resources.gpu)
+    if resources.cpu == 0 and resources.gpu == 0:
+        problems.add(("resources",), "a trial needs some resources; allowed: cpu > 0 or gpu > 0")
+    if base is None:
+        return
+    if base.device.startswith("cuda") and resources.gpu == 0:
+        problems.add(("resources", "gpu"), f"0, but trainer.device is {base.device}; allowed: gpu > 0, or device auto/cpu", resources.gpu)
+    if base.device == "cpu" and resources.gpu > 0:
+        problems.add(("resources", "gpu"), "a GPU reserved for trials that run on trainer.device cpu; allowed: 0, or device auto/cuda", resources.gpu)
+
+
+def _check_metric(problems: Problems, metric: Any, mode: Any) -> str | None:
+    """A metric a trial reports, and the mode that fits it (filled in when left out)."""
+    allowed = "target_miou (max), target_entropy (min), iou.<class name> (max)"
+    if not isinstance(metric, str) or not (metric in METRIC_MODES or (metric.startswith("iou.") and len(metric) > 4)):
+        problems.add(("metric",), f"not a metric a trial reports; allowed: {allowed}", metric)
+        return mode if mode in ("max", "min") else None
+    expected = METRIC_MODES.get(metric, "max")
+    if mode is None:
+        return expected
+    if mode not in ("max", "min"):
+        problems.add(("mode",), "unknown mode; allowed: max, min", mode)
+    elif mode != expected:
+        why = {
+            "target_entropy": "target_entropy is the mean prediction entropy on the target: the label-free "
+            "selection rule prefers the most confident model, the lowest entropy",
+        }.get(metric, f"{metric} is an IoU in percent: higher is better")
+        problems.add(("mode",), f"{mode} does not fit metric {metric}: {why}; allowed: {expected}", mode)
+    return mode

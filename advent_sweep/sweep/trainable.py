@@ -1,0 +1,60 @@
+"""The Ray Tune function trainable: glue between a trial's config and the ADVENT Trainer.
+
+It restores from ``tune.get_checkpoint()`` first, trains, and every eval interval calls
+``tune.report`` with the metrics, the trainer iteration (ASHA's time attribute) and a
+checkpoint. A diverged trial reports once with ``diverged: True`` and ends without
+error, so the sweep goes on and no retry is spent on it.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from ray import tune
+
+from advent_sweep.advent.run import build_trainer
+from advent_sweep.data import DomainData
+from advent_sweep.errors import TrainingDiverged
+from advent_sweep.sweep.spec import SweepSpec
+
+CHECKPOINT_FILE = "trainer.pt"
+
+
+def train_advent_trial(params: dict[str, Any], *, spec: SweepSpec, data: DomainData) -> None:
+    """Train one trial of ``spec`` with the sampled ``params`` on the shared ``data``."""
+    config = spec.train_config(params)
+    trainer = build_trainer(config, data)
+    checkpoint = tune.get_checkpoint()
+    if checkpoint:
+        with checkpoint.as_directory() as folder:
+            trainer.load_state_dict(torch.load(Path(folder) / CHECKPOINT_FILE, weights_only=False))
+
+    loss_sums: dict[str, float] = defaultdict(float)
+    steps, started = 0, time.perf_counter()
+    while trainer.iteration < config.iterations:
+        try:
+            step_losses = trainer.step()
+        except TrainingDiverged as diverged:
+            tune.report({"iteration": diverged.iteration, "diverged": True, spec.metric: math.nan, **diverged.losses})
+            return
+        for name, value in step_losses.items():
+            loss_sums[name] += value
+        steps += 1
+        if trainer.iteration % config.eval_interval == 0 or trainer.iteration == config.iterations:
+            metrics = {
+                "iteration": trainer.iteration,
+                "iterations_per_s": steps / (time.perf_counter() - started),
+                **{name: total / steps for name, total in loss_sums.items()},
+                **trainer.evaluate(data.target_val),
+            }
+            with tempfile.TemporaryDirectory() as folder:
+                torch.save(trainer.state_dict(), Path(folder) / CHECKPOINT_FILE)
+                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+            loss_sums.clear()
+            steps, started = 0, time.perf_counter()

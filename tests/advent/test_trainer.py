@@ -1,0 +1,126 @@
+import io
+
+import pytest
+import torch
+
+from advent_sweep.advent.trainer import Trainer
+from advent_sweep.errors import ConfigError, TrainingDiverged
+from tests.advent.conftest import NUM_CLASSES
+
+
+def make_trainer(config, domains, **kwargs):
+    source, target = domains
+    return Trainer(config, source, target, num_classes=NUM_CLASSES, **kwargs)
+
+
+def test_source_only_and_minent_build_no_discriminator(tiny_config, tiny_domains):
+    for method in ("source_only", "minent"):
+        trainer = make_trainer(tiny_config(method=method), tiny_domains)
+        assert len(trainer.discriminators) == 0
+        assert trainer.discriminator_optimizers == {}
+    advent = make_trainer(tiny_config(method="advent"), tiny_domains)
+    assert set(advent.discriminators) == {"aux", "main"}
+    single = make_trainer(tiny_config(method="advent", multi_level=False), tiny_domains)
+    assert set(single.discriminators) == {"main"}
+
+
+def test_losses_each_method_reports(tiny_config, tiny_domains):
+    expected = {
+        "source_only": {"loss_seg_src_main", "loss_seg_src_aux"},
+        "minent": {"loss_seg_src_main", "loss_seg_src_aux", "loss_ent_trg_main", "loss_ent_trg_aux"},
+        "advent": {"loss_seg_src_main", "loss_seg_src_aux", "loss_adv_trg_main", "loss_adv_trg_aux", "loss_d_main", "loss_d_aux"},
+    }
+    expected["advent_minent"] = expected["minent"] | expected["advent"]
+    for method, names in expected.items():
+        assert set(make_trainer(tiny_config(method=method), tiny_domains).step()) == names
+
+
+def test_adversarial_step_keeps_gradients_apart(tiny_config, tiny_domains):
+    """D gets no gradient from the segmenter's adversarial loss; the segmenter none from D's loss."""
+    trainer = make_trainer(tiny_config(method="advent", lambda_seg_main=0.0, lambda_seg_aux=0.0), tiny_domains)
+    source, target = tiny_domains
+    images, labels = source.tensors[0][:2], source.tensors[1][:2]
+    target_images = target.tensors[0][:2]
+    d_grads, seg_grads = [], []
+
+    def record_backward(loss):
+        before_d = [p.grad.clone() if p.grad is not None else None for p in trainer.discriminators.parameters()]
+        before_seg = [p.grad.clone() if p.grad is not None else None for p in trainer.segmenter.parameters()]
+        original_backward(loss)
+        changed = lambda before, params: any(
+            (p.grad is not None) and (b is None or not torch.equal(b, p.grad)) for b, p in zip(before, params)
+        )
+        d_grads.append(changed(before_d, trainer.discriminators.parameters()))
+        seg_grads.append(changed(before_seg, trainer.segmenter.parameters()))
+
+    original_backward = trainer._backward
+    trainer._backward = record_backward
+    trainer.train_step(images, labels, target_images)
+    # backward calls: 1 source CE (λ_seg = 0), 2 target adversarial, 3 D aux, 4 D main
+    assert d_grads == [False, False, True, True]
+    assert seg_grads[1] is True and seg_grads[2] is False and seg_grads[3] is False
+
+
+def test_exact_resume_equals_straight_run(tiny_config, tiny_domains):
+    config = tiny_config(method="advent_minent", class_prior_mu=0.5)
+    prior = [0.25] * NUM_CLASSES
+    straight = make_trainer(config, tiny_domains, class_prior=prior)
+    for _ in range(6):
+        straight.step()
+
+    first = make_trainer(config, tiny_domains, class_prior=prior)
+    for _ in range(3):
+        first.step()
+    buffer = io.BytesIO()
+    torch.save(first.state_dict(), buffer)
+    buffer.seek(0)
+    torch.manual_seed(12345)  # a fresh process would not share the RNG state
+    resumed = make_trainer(config, tiny_domains, class_prior=prior)
+    resumed.load_state_dict(torch.load(buffer, weights_only=False))
+    for _ in range(3):
+        resumed.step()
+
+    assert resumed.iteration == straight.iteration == 6
+    for name, tensor in straight.segmenter.state_dict().items():
+        assert torch.equal(tensor, resumed.segmenter.state_dict()[name]), name
+    for name, tensor in straight.discriminators.state_dict().items():
+        assert torch.equal(tensor, resumed.discriminators.state_dict()[name]), name
+
+
+def test_poly_learning_rate_and_head_multiplier(tiny_config, tiny_domains):
+    trainer = make_trainer(tiny_config(method="source_only", lr=1e-2, poly_horizon=100, poly_power=0.9), tiny_domains)
+    for _ in range(10):
+        trainer.step()
+    backbone, heads = trainer.optimizer.param_groups
+    assert backbone["lr"] == pytest.approx(1e-2 * (1 - 10 / 100) ** 0.9)
+    assert heads["lr"] == pytest.approx(10 * backbone["lr"])
+
+
+def test_nan_loss_raises_diverged_before_weights_move(tiny_config, tiny_domains):
+    trainer = make_trainer(tiny_config(method="minent"), tiny_domains)
+    before = {k: v.detach().clone() for k, v in trainer.segmenter.named_parameters()}
+    source, target = tiny_domains
+    poisoned = target.tensors[0][:2].clone()
+    poisoned[0, 0, 0, 0] = float("nan")
+    with pytest.raises(TrainingDiverged, match="iteration 0"):
+        trainer.train_step(source.tensors[0][:2], source.tensors[1][:2], poisoned)
+    assert all(torch.equal(before[k], v) for k, v in trainer.segmenter.named_parameters())
+
+
+def test_class_prior_is_required_when_mu_is_positive(tiny_config, tiny_domains):
+    with pytest.raises(ConfigError, match="class_prior"):
+        make_trainer(tiny_config(class_prior_mu=0.3), tiny_domains)
+
+
+@pytest.mark.parametrize("method", ["source_only", "advent"])
+def test_small_backbone_loss_falls_and_evaluates(tiny_config, tiny_domains, method):
+    trainer = make_trainer(tiny_config(method=method, lr=2e-2), tiny_domains)
+    first = [trainer.step()["loss_seg_src_main"] for _ in range(5)]
+    for _ in range(30):
+        trainer.step()
+    last = [trainer.step()["loss_seg_src_main"] for _ in range(5)]
+    assert sum(last) / 5 < 0.7 * sum(first) / 5
+    metrics = trainer.evaluate(tiny_domains[1])
+    assert 0.0 <= metrics["target_miou"] <= 100.0
+    assert 0.0 <= metrics["target_entropy"] <= 1.0
+    assert {f"iou.{c}" for c in range(NUM_CLASSES)} <= set(metrics)

@@ -1,0 +1,118 @@
+"""Real Ray Tune sweeps on tiny synthetic data: Parquet rows, ASHA, divergence, GPU packing, retries.
+
+One embedded Ray (loopback only, 4 logical CPUs and 1 logical GPU) serves the module.
+"""
+
+import os
+import sys
+from pathlib import Path
+
+import cloudpickle
+import pandas as pd
+import pytest
+
+from advent_sweep.data import build_domain_data
+from advent_sweep.sweep.launch import launch
+from advent_sweep.sweep.spec import SweepSpec
+
+pytestmark = pytest.mark.slow
+
+TINY_DATA = {"synthetic": {"seed": 0, "size": [32, 32], "num_train": 8, "num_val": 4}}
+TINY_TRAINER = {
+    "backbone": "resnet18", "multi_level": False, "param_repeats": "unique", "iterations": 6, "poly_horizon": 6,
+    "eval_interval": 2, "batch_size_source": 2, "batch_size_target": 2, "eval_batch_size": 4, "device": "auto",
+}
+
+
+def tiny_spec(storage: Path, name: str, **overrides) -> SweepSpec:
+    values = {
+        "name": name, "storage": str(storage), "data": TINY_DATA, "trainer": TINY_TRAINER,
+        "space": {"lr": {"type": "categorical", "choices": [1e-9, 5e-2, 1e20]}},
+        "searcher": {"sampler": "random", "seed": 0},
+        "scheduler": {"type": "fifo"}, "num_samples": 4, "max_concurrent": 2,
+        "resources": {"cpu": 1, "gpu": 0}, "max_failures": 1,
+    }
+    values.update(overrides)
+    return SweepSpec.model_validate(values)
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    import ray
+
+    ray.init(address="local", num_cpus=4, num_gpus=1, include_dashboard=False, configure_logging=False)
+    yield
+    ray.shutdown()
+
+
+def read_sweep(folder: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    return pd.read_parquet(Path(folder) / "reports"), pd.read_parquet(Path(folder) / "trials.parquet")
+
+
+def test_asha_sweep_rows_statuses_divergence_and_gpu_packing(local_ray, tmp_path):
+    spec = tiny_spec(
+        tmp_path, "asha",
+        scheduler={"type": "asha", "grace_period": 2, "reduction_factor": 2, "max_t": 6},
+        searcher={"sampler": "random", "seed": 0, "points_to_evaluate": [
+            {"lr": 1e20}, {"lr": 5e-2}, {"lr": 1e-9}, {"lr": 5e-2}, {"lr": 1e-9}, {"lr": 1e-9}]},
+        num_samples=6, resources={"cpu": 1, "gpu": 0.5},
+    )
+    outcome = launch(spec)
+    reports, trials = read_sweep(outcome.folder)
+
+    assert len(trials) == 6 and trials.trial_id.is_unique
+    assert not reports.duplicated(["trial_id", "iteration"]).any()
+    assert len(reports) == trials.num_reports.sum()
+    statuses = trials.set_index("trial_id").status
+    diverged = trials[trials["config.lr"] == 1e20]
+    assert set(diverged.status) == {"diverged"}
+    assert "stopped" in set(statuses), "ASHA should stop a trial that does not learn"
+    finished = trials[trials.status.isin(["completed", "stopped"])]
+    assert len(finished) == 5, "the sweep goes on after a divergence"
+    assert (trials[trials.status == "completed"].iterations == 6).all()
+    assert (trials[trials.status == "stopped"].iterations < 6).all()
+    for trial in finished.itertuples():
+        assert sorted(reports[reports.trial_id == trial.trial_id].iteration) == list(range(2, trial.iterations + 1, 2))
+    assert reports["target_miou"].between(0, 100).all() or reports["target_miou"].isna().any()
+    assert {"iou.road", "config.lr", "config.method", "data.source", "node"} <= set(reports.columns)
+    assert (trials.resources_gpu == 0.5).all()
+
+    # two trials at gpu: 0.5 ran at the same time on the one logical GPU
+    reports["start"] = reports.timestamp - pd.to_timedelta(reports.wall_time_s, unit="s")
+    spans = reports.groupby("trial_id").agg(start=("start", "min"), end=("timestamp", "max")).sort_values("start")
+    overlaps = [a.end > b.start for a, b in zip(spans.itertuples(), spans.iloc[1:].itertuples())]
+    assert any(overlaps)
+
+
+class FailOnceDataset:
+    """Raises on one item access, once per marker file: a crash in the middle of a trial."""
+
+    def __init__(self, dataset, fail_at_access: int, marker: str) -> None:
+        self.dataset, self.fail_at_access, self.marker, self.accesses = dataset, fail_at_access, marker, 0
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index):
+        self.accesses += 1
+        if self.accesses == self.fail_at_access and not os.path.exists(self.marker):
+            Path(self.marker).touch()
+            raise RuntimeError("injected failure")
+        return self.dataset[index]
+
+
+def test_a_failed_trial_is_retried_from_its_checkpoint(local_ray, tmp_path):
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    spec = tiny_spec(tmp_path, "retry", space={"lr": {"type": "categorical", "choices": [5e-2]}}, num_samples=1)
+    data = build_domain_data(spec.data)
+    marker = tmp_path / "failed-once"
+    # target batches of 2: accesses 7-8 are iteration 4, after the checkpoint at iteration 2
+    data = data.__class__(**{**data.__dict__, "target": FailOnceDataset(data.target, 7, str(marker))})
+    outcome = launch(spec, data=data)
+    reports, trials = read_sweep(outcome.folder)
+
+    assert marker.exists()
+    assert trials.status.tolist() == ["completed"]
+    assert sorted(reports.iteration) == [2, 4, 6]
+    assert reports.set_index("iteration").attempt.to_dict() == {2: 0, 4: 1, 6: 1}
