@@ -1,0 +1,84 @@
+"""A sweep whose driver is killed resumes with --resume and reruns no finished trial."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import psutil
+import pytest
+import yaml
+
+pytestmark = pytest.mark.slow
+
+SPACE = {
+    "name": "killed",
+    "data": {"synthetic": {"seed": 0, "size": [32, 32], "num_train": 8, "num_val": 4}},
+    "trainer": {"backbone": "resnet18", "multi_level": False, "param_repeats": "unique", "iterations": 6,
+                "poly_horizon": 6, "eval_interval": 2, "batch_size_source": 2, "batch_size_target": 2,
+                "eval_batch_size": 4, "device": "cpu"},
+    "space": {"lr": {"type": "float", "low": 1e-3, "high": 5e-2, "log": True}},
+    "searcher": {"sampler": "tpe", "seed": 0},
+    "scheduler": {"type": "fifo"},
+    "num_samples": 4, "max_concurrent": 1, "resources": {"cpu": 1},
+}
+ADVENT_SWEEP = str(Path(sys.executable).parent / "advent-sweep")
+
+
+def completed_trials(folder: Path) -> pd.DataFrame:
+    try:
+        trials = pd.read_parquet(folder / "trials.parquet")
+    except (FileNotFoundError, OSError):
+        return pd.DataFrame({"status": []})
+    return trials[trials.status == "completed"]
+
+
+def stop_tree(process: subprocess.Popen, family: list[psutil.Process]) -> None:
+    """Kill the driver's process group and every descendant recorded while it ran."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait(timeout=30)
+    for child in family:
+        try:
+            child.kill()
+        except psutil.NoSuchProcess:
+            pass
+
+
+def test_killed_driver_resumes_without_rerunning_finished_trials(tmp_path):
+    space = tmp_path / "space.yaml"
+    space.write_text(yaml.safe_dump({**SPACE, "storage": str(tmp_path / "results")}))
+    folder = tmp_path / "results" / "killed"
+    log = open(tmp_path / "first.log", "w")
+    driver = subprocess.Popen([ADVENT_SWEEP, "launch", str(space)], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    family: list[psutil.Process] = []
+    try:
+        deadline = time.monotonic() + 240
+        while len(completed_trials(folder)) < 1:
+            assert driver.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "no trial completed in time"
+            family = psutil.Process(driver.pid).children(recursive=True) or family
+            time.sleep(0.5)
+    finally:
+        family += psutil.Process(driver.pid).children(recursive=True) if driver.poll() is None else []
+        stop_tree(driver, family)
+    killed_at = pd.Timestamp.now(tz="UTC")
+    finished_before = set(completed_trials(folder).trial_id)
+    assert 1 <= len(finished_before) < 4
+
+    resumed = subprocess.run([ADVENT_SWEEP, "launch", str(space), "--resume"], capture_output=True, text=True, timeout=400)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+
+    reports = pd.read_parquet(folder / "reports")
+    trials = pd.read_parquet(folder / "trials.parquet")
+    assert len(trials) == 4 and set(trials.status) == {"completed"}
+    assert not reports.duplicated(["trial_id", "iteration"]).any()
+    assert len(reports) == 4 * 3
+    before = reports[reports.trial_id.isin(finished_before)]
+    assert len(before) == 3 * len(finished_before)
+    assert (before.timestamp < killed_at).all(), "a trial finished before the kill was rerun"

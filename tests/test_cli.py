@@ -1,0 +1,124 @@
+"""The command line: exit codes, messages that name the field, nothing left behind, exact resume."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from advent_sweep.cli import main
+
+TINY_RUN = {
+    "method": "advent", "backbone": "resnet18", "multi_level": False, "param_repeats": "unique",
+    "lr": 5e-3, "iterations": 6, "poly_horizon": 6, "eval_interval": 2, "batch_size_source": 2,
+    "batch_size_target": 2, "eval_batch_size": 4, "device": "cpu",
+    "data": {"synthetic": {"seed": 0, "size": [32, 32], "num_train": 8, "num_val": 4}},
+}
+
+
+def write_yaml(path: Path, values: dict) -> Path:
+    path.write_text(yaml.safe_dump(values))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"backbone": "resnet9000"}, "backbone"),
+        ({"class_prior_mu": 1.5}, "class_prior_mu"),
+        ({"entropy_low": 0.8, "entropy_high": 0.2}, "entropy_low"),
+        ({"lambda_adv_main": -1.0}, "lambda_adv_main"),
+        ({"learning_rate": 0.1}, "learning_rate"),
+        ({"method": "advent_plus"}, "method"),
+    ],
+)
+def test_bad_train_config_exits_2_naming_the_field_and_leaves_no_folder(tmp_path, capsys, change, named):
+    config = write_yaml(tmp_path / "bad.yaml", {**TINY_RUN, **change})
+    output = tmp_path / "run"
+    assert main(["train", str(config), "--output", str(output), "--quiet"]) == 2
+    message = capsys.readouterr().err
+    assert named in message and "bad.yaml" in message
+    assert not output.exists()
+    assert not (tmp_path / ".advent-sweep-cache").exists()
+
+
+def test_missing_config_file_exits_2(tmp_path, capsys):
+    assert main(["train", str(tmp_path / "nope.yaml")]) == 2
+    assert "nope.yaml: no such file" in capsys.readouterr().err
+
+
+def segmenter_weights(run: Path) -> dict[str, torch.Tensor]:
+    return torch.load(run / "checkpoint.pt", weights_only=False)["segmenter"]
+
+
+@pytest.mark.slow
+def test_interrupted_training_resumes_to_the_same_weights(tmp_path):
+    config = write_yaml(tmp_path / "run.yaml", TINY_RUN)
+    straight, interrupted = tmp_path / "straight", tmp_path / "interrupted"
+    assert main(["train", str(config), "--output", str(straight), "--quiet"]) == 0
+
+    command = [str(Path(sys.executable).parent / "advent-sweep"), "train", str(config), "--output", str(interrupted), "--quiet"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not (interrupted / "metrics.json").exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    evaluations = json.loads((interrupted / "metrics.json").read_text())["evaluations"]
+    assert evaluations and evaluations[-1]["iteration"] < 6, "the run was not interrupted before its end"
+
+    assert main(["train", str(config), "--output", str(interrupted), "--quiet"]) == 2, "needs --resume"
+    assert main(["train", str(config), "--output", str(interrupted), "--resume", "--quiet"]) == 0
+    resumed = json.loads((interrupted / "metrics.json").read_text())
+    assert [e["iteration"] for e in resumed["evaluations"]] == [2, 4, 6]
+    expected = segmenter_weights(straight)
+    for name, tensor in segmenter_weights(interrupted).items():
+        assert torch.equal(tensor, expected[name]), name
+    assert resumed["selection"]["last"]["iteration"] == 6
+
+
+BAD_SPACES = {
+    "unknown key": ({"colour": "blue"}, "colour"),
+    "wrong type": ({"num_samples": "many"}, "num_samples"),
+    "low > high": ({"space": {"lr": {"type": "float", "low": 0.1, "high": 0.01}}}, "space.lr"),
+    "unknown sampler": ({"searcher": {"sampler": "hyperband"}}, "searcher.sampler"),
+    "unknown method": ({"space": {"method": {"type": "categorical", "choices": ["advent", "dann"]}}}, "dann"),
+    "empty space": ({"space": {}}, "space"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_SPACES))
+def test_bad_space_exits_2_and_creates_nothing(tmp_path, capsys, case):
+    change, named = BAD_SPACES[case]
+    storage = tmp_path / "storage"
+    space = {
+        "name": "bad", "storage": str(storage), "trainer": {"backbone": "resnet18", "iterations": 10, "poly_horizon": 10, "eval_interval": 5},
+        "space": {"lr": {"type": "float", "low": 1e-3, "high": 1e-2}}, "num_samples": 2, "max_concurrent": 1,
+        **change,
+    }
+    path = write_yaml(tmp_path / "space.yaml", space)
+    assert main(["validate", str(path)]) == 2
+    assert named in capsys.readouterr().err
+    assert main(["launch", str(path), "--dry-run"]) == 2
+    assert main(["launch", str(path)]) == 2
+    assert not storage.exists()
+
+
+def test_dry_run_prints_the_plan_and_starts_nothing(tmp_path, capsys):
+    storage = tmp_path / "storage"
+    assert main(["launch", "search_spaces/quickstart.yaml", "--dry-run", "--storage", str(storage)]) == 0
+    printed = capsys.readouterr().out
+    assert "plan: start sweep 'quickstart'" in printed and "200 source / 200 target / 50 target-val images" in printed
+    assert not storage.exists()
+    assert main(["launch", "search_spaces/quickstart.yaml", "--resume", "--dry-run", "--storage", str(storage)]) == 2
+
+
+def test_best_and_analyze_on_a_folder_without_results_exit_2(tmp_path, capsys):
+    assert main(["best", str(tmp_path)]) == 2
+    assert main(["analyze", str(tmp_path / "missing")]) == 2
+    assert str(tmp_path) in capsys.readouterr().err
