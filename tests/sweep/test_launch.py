@@ -27,7 +27,7 @@ TINY_TRAINER = {
 def tiny_spec(storage: Path, name: str, **overrides) -> SweepSpec:
     values = {
         "name": name, "storage": str(storage), "data": TINY_DATA, "trainer": TINY_TRAINER,
-        "space": {"lr": {"type": "categorical", "choices": [1e-9, 5e-2, 1e20]}},
+        "space": {"lr": {"type": "categorical", "choices": [1e-9, 1.5e-2, 2e-2, 1e20]}},
         "searcher": {"sampler": "random", "seed": 0},
         "scheduler": {"type": "fifo"}, "num_samples": 4, "max_concurrent": 2,
         "resources": {"cpu": 1, "gpu": 0}, "max_failures": 1,
@@ -50,16 +50,20 @@ def read_sweep(folder: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     return pd.read_parquet(Path(folder) / "reports"), pd.read_parquet(Path(folder) / "trials.parquet")
 
 
-def test_asha_sweep_rows_statuses_divergence_and_gpu_packing(local_ray, tmp_path):
+@pytest.fixture(scope="module")
+def asha_sweep(local_ray, tmp_path_factory):
     spec = tiny_spec(
-        tmp_path, "asha",
+        tmp_path_factory.mktemp("asha"), "asha",
         scheduler={"type": "asha", "grace_period": 2, "reduction_factor": 2, "max_t": 6},
         searcher={"sampler": "random", "seed": 0, "points_to_evaluate": [
-            {"lr": 1e20}, {"lr": 5e-2}, {"lr": 1e-9}, {"lr": 5e-2}, {"lr": 1e-9}, {"lr": 1e-9}]},
+            {"lr": 1e20}, {"lr": 2e-2}, {"lr": 1e-9}, {"lr": 1.5e-2}, {"lr": 1e-9}, {"lr": 1e-9}]},
         num_samples=6, resources={"cpu": 1, "gpu": 0.5},
     )
-    outcome = launch(spec)
-    reports, trials = read_sweep(outcome.folder)
+    return launch(spec)
+
+
+def test_asha_sweep_rows_statuses_divergence_and_gpu_packing(asha_sweep):
+    reports, trials = read_sweep(asha_sweep.folder)
 
     assert len(trials) == 6 and trials.trial_id.is_unique
     assert not reports.duplicated(["trial_id", "iteration"]).any()
@@ -104,7 +108,7 @@ class FailOnceDataset:
 
 def test_a_failed_trial_is_retried_from_its_checkpoint(local_ray, tmp_path):
     cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    spec = tiny_spec(tmp_path, "retry", space={"lr": {"type": "categorical", "choices": [5e-2]}}, num_samples=1)
+    spec = tiny_spec(tmp_path, "retry", space={"lr": {"type": "categorical", "choices": [2e-2]}}, num_samples=1)
     data = build_domain_data(spec.data)
     marker = tmp_path / "failed-once"
     # target batches of 2: accesses 7-8 are iteration 4, after the checkpoint at iteration 2
@@ -116,3 +120,29 @@ def test_a_failed_trial_is_retried_from_its_checkpoint(local_ray, tmp_path):
     assert trials.status.tolist() == ["completed"]
     assert sorted(reports.iteration) == [2, 4, 6]
     assert reports.set_index("iteration").attempt.to_dict() == {2: 0, 4: 1, 6: 1}
+
+
+def test_best_export_from_the_real_sink_picks_by_rule_and_retrains(asha_sweep, tmp_path):
+    from advent_sweep.advent.config import TrainConfig
+    from advent_sweep.analysis import export_best, load_results
+    from advent_sweep.cli import main
+
+    reports, trials = read_sweep(asha_sweep.folder)
+    results = load_results(asha_sweep.folder)
+    scored = reports.dropna(subset=["target_miou"])
+    best_row = scored.sort_values(["target_miou", "iteration"], ascending=[False, True]).iloc[0]
+    choice = export_best(results, tmp_path / "best.yaml")
+    assert (choice.trial_id, choice.iteration) == (best_row.trial_id, best_row.iteration)
+    assert choice.value == pytest.approx(best_row.target_miou)
+
+    last_rows = scored.sort_values("iteration").groupby("trial_id").tail(1)
+    completed = last_rows[last_rows.iteration >= 6]
+    last_choice = export_best(results, tmp_path / "last.yaml", rule="last", min_iterations=6)
+    assert last_choice.trial_id == completed.sort_values("target_miou", ascending=False).iloc[0].trial_id
+    assert trials.set_index("trial_id").loc[last_choice.trial_id, "status"] == "completed"
+
+    exported = TrainConfig.from_yaml(tmp_path / "best.yaml")
+    trial_config = trials.set_index("trial_id").loc[choice.trial_id, "config_json"]
+    assert exported == TrainConfig.model_validate_json(trial_config)
+    assert main(["train", str(tmp_path / "best.yaml"), "--output", str(tmp_path / "rerun"), "--quiet"]) == 0
+    assert (tmp_path / "rerun" / "checkpoint.pt").exists()
