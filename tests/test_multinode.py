@@ -3,10 +3,12 @@
 A head (127.0.0.2, no CPUs: it runs the control plane and the sweep driver) and two workers
 (127.0.0.3 and 127.0.0.4, two CPUs each) are started as child processes with
 `ray start --block`; the sweep runs as the `advent-sweep` console script against the head.
-Once the first report is in Parquet, one worker node (the one that produced it) is killed
-with its whole process group. The sweep must still end normally: every trial completed
-or stopped by ASHA, the trial that was running on the lost node retried from its
-checkpoint on the other worker, and no (trial, iteration) report lost or duplicated.
+Once the first report is in Parquet, one worker node (the one that produced it) is killed:
+SIGKILL to its `ray start` process group and to every other process of that session (Ray
+puts each worker process, the node's trials included, in a process group of its own).
+The sweep must still end normally: every trial completed or stopped by ASHA, the trial
+that was running on the lost node retried from its checkpoint on the other worker, and
+no (trial, iteration) report lost or duplicated.
 
 Isolation. Ray's gRPC servers (GCS, raylets, workers) listen on 127.0.0.1 only when the node
 IP is exactly 127.0.0.1; with any other node IP -- 127.0.0.2 included -- they listen on
@@ -17,9 +19,9 @@ ports apart from every other Ray on the machine. Where a namespace cannot be mad
 (`unshare` missing, or forbidden for this user) the test is skipped rather than open ports
 to the network.
 
-Every process is started here and stopped here by its process group id; nothing calls
+Every process is started here and stopped here by its process (group) id; nothing calls
 `ray stop`. The teardown checks that no process of the test is left: none whose command
-line names the test's temporary folder, none in its process groups or its network namespace.
+line names the test's temporary folder, none in its network namespace.
 """
 
 from __future__ import annotations
@@ -43,6 +45,9 @@ import yaml
 
 pytestmark = [
     pytest.mark.slow,
+    # above the sum of the bounded waits below, so those fail first with their own message;
+    # pytest-timeout's default (signal) method still runs the fixture's teardown
+    pytest.mark.timeout(900),
     pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs Linux network namespaces and 127.0.0.x addresses"),
 ]
 
@@ -129,9 +134,9 @@ def _netns(pid: int) -> str | None:
         return None
 
 
-def _pgid(pid: int) -> int | None:
+def _sid(pid: int) -> int | None:
     try:
-        return os.getpgid(pid)
+        return os.getsid(pid)
     except OSError:
         return None
 
@@ -147,6 +152,18 @@ def _all_pids() -> list[int]:
     return [int(name) for name in os.listdir("/proc") if name.isdigit()]
 
 
+def _ancestors() -> set[int]:
+    """This process and its parents: never to be signalled, whatever they look like."""
+    pids, pid = set(), os.getpid()
+    while pid > 1:
+        pids.add(pid)
+        try:
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            break
+    return pids | {1}
+
+
 def _tail(path: Path, lines: int = 40) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
@@ -155,7 +172,13 @@ def _tail(path: Path, lines: int = 40) -> str:
 
 
 class Cluster:
-    """The namespace, the nodes and the driver this test starts; each a process group of its own."""
+    """The namespace, the nodes and the driver this test starts; each a session of its own.
+
+    What is "ours" is decided by one fact that nothing else on the machine shares: membership
+    of the network namespace made here, verified to differ from this process's own. Process
+    groups are signalled only through a leader not yet reaped (so its group id cannot have
+    been reused).
+    """
 
     def __init__(self, root: Path, logs: Path) -> None:
         self.root, self.logs = root, logs
@@ -163,27 +186,35 @@ class Cluster:
         self.env.update(RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0", PYTHONUNBUFFERED="1")
         self.groups: dict[str, subprocess.Popen] = {}  # name -> process (its pid is its group id)
         self.holder: subprocess.Popen | None = None
-        self.netns: str | None = None
+        self.host_netns = _netns(os.getpid())
+        self.netns: str | None = None  # set only once verified to be a new namespace
         self.enter: list[str] = []
 
     # the namespace
     def make_namespace(self) -> None:
-        if not (shutil.which("unshare") and shutil.which("nsenter")):
+        if not (shutil.which("unshare") and shutil.which("nsenter") and shutil.which("sleep")):
             pytest.skip("needs util-linux unshare and nsenter to keep the cluster off the network")
+        assert self.host_netns is not None
+        sleep = os.path.realpath(shutil.which("sleep"))
         user = [] if os.geteuid() == 0 else ["--user", "--map-root-user"]
-        self.holder = subprocess.Popen(
-            ["unshare", *user, "--net", "sleep", "900"], stdout=subprocess.DEVNULL,
-            stderr=open(self.logs / "unshare.log", "w"), start_new_session=True,
-        )
+        with open(self.logs / "unshare.log", "w") as log:
+            self.holder = subprocess.Popen(["unshare", *user, "--net", sleep, "900"], stdout=subprocess.DEVNULL,
+                                           stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + 10
-        while "sleep" not in _cmdline(self.holder.pid):
+        while True:  # ready once unshare has made the namespace and exec'd sleep inside it
+            namespace = _netns(self.holder.pid)
+            try:
+                executable = os.readlink(f"/proc/{self.holder.pid}/exe")
+            except OSError:
+                executable = None
+            if executable == sleep and namespace is not None and namespace != self.host_netns:
+                break
             if self.holder.poll() is not None:
                 pytest.skip(f"cannot make a network namespace here: {_tail(self.logs / 'unshare.log', 3)}")
             if time.monotonic() > deadline:
-                pytest.fail("unshare did not start its namespace within 10 s")
+                pytest.fail("unshare did not make its network namespace within 10 s")
             time.sleep(0.05)
-        self.netns = _netns(self.holder.pid)
-        assert self.netns and self.netns != _netns(os.getpid())
+        self.netns = namespace
         self.enter = ["nsenter", f"--target={self.holder.pid}", "--net"]
         if user:
             self.enter += ["--user", "--preserve-credentials"]
@@ -193,12 +224,12 @@ class Cluster:
 
     # processes inside it
     def start(self, name: str, command: list[str]) -> subprocess.Popen:
-        log = open(self.logs / f"{name}.log", "w")
-        process = subprocess.Popen(
-            [*self.enter, "--", *command], env=self.env, stdout=log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True, cwd=self.root,
-        )
-        log.close()
+        assert self.netns is not None and self.enter
+        with open(self.logs / f"{name}.log", "w") as log:
+            process = subprocess.Popen(
+                [*self.enter, "--", *command], env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True, cwd=self.root,
+            )
         self.groups[name] = process
         return process
 
@@ -222,16 +253,33 @@ class Cluster:
                 pytest.fail(f"nothing listens on port {port} after {timeout} s:\n{self.logs_tail()}")
             time.sleep(0.2)
 
-    def kill(self, name: str) -> None:
-        process = self.groups[name]
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    def _session(self, leader: int) -> list[int]:
+        """Processes of the session ``leader`` started, in this test's namespace."""
+        return [pid for pid in _all_pids() if _sid(pid) == leader and self.netns is not None and _netns(pid) == self.netns]
+
+    def _kill_session(self, process: subprocess.Popen) -> None:
+        """SIGKILL what ``process`` started: its process group and the rest of its session.
+
+        Ray gives each worker process a process group of its own (in the node's session), so
+        the group of `ray start` alone would leave a node's trials running. Done only while the
+        leader is unreaped, so its pid -- the group and session id -- cannot have been reused.
+        """
+        if process.poll() is None:
+            for _ in range(2):  # again, for anything forked meanwhile
+                members = self._session(process.pid)
+                for kill, target in [(os.killpg, process.pid)] + [(os.kill, pid) for pid in members]:
+                    try:
+                        kill(target, signal.SIGKILL)
+                    except (ProcessLookupError, PermissionError):
+                        pass
+                time.sleep(0.1)
         try:
             process.wait(timeout=EXIT_S)
         except subprocess.TimeoutExpired:
             pass
+
+    def kill(self, name: str) -> None:
+        self._kill_session(self.groups[name])
 
     def check_alive(self) -> None:
         for name, process in self.groups.items():
@@ -242,31 +290,30 @@ class Cluster:
         return "\n".join(f"--- {name} ---\n{_tail(self.logs / f'{name}.log', 25)}" for name in self.groups)
 
     # what is left
-    def ours(self) -> list[int]:
-        """Processes of this test still alive: by temp folder, process group or namespace."""
-        groups = {p.pid for p in self.groups.values()}
-        me = os.getpid()
-        return [
-            pid for pid in _all_pids()
-            if pid != me and not _is_zombie(pid)
-            and (str(self.root) in _cmdline(pid) or _pgid(pid) in groups or (self.netns is not None and _netns(pid) == self.netns))
-        ]
+    def in_namespace(self) -> list[int]:
+        """Live processes in this test's own network namespace (none when it was never made)."""
+        if self.netns is None or self.netns == self.host_netns:
+            return []
+        spared = _ancestors()
+        return [pid for pid in _all_pids() if pid not in spared and _netns(pid) == self.netns and not _is_zombie(pid)]
+
+    def named(self) -> list[int]:
+        """Live processes whose command line names this test's temporary folder."""
+        spared = _ancestors()
+        return [pid for pid in _all_pids() if pid not in spared and str(self.root) in _cmdline(pid) and not _is_zombie(pid)]
 
     def teardown(self) -> list[str]:
         """Stop everything started here, the driver first and the head last; return what survived."""
         for name in sorted(self.groups, key=lambda n: (n != "driver", n.startswith("head"))):
-            self.kill(name)
+            self._kill_session(self.groups[name])
         if self.holder is not None:
-            try:
-                os.killpg(self.holder.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.holder.wait(timeout=EXIT_S)
+            self._kill_session(self.holder)
         deadline = time.monotonic() + EXIT_S
-        while (left := self.ours()) and time.monotonic() < deadline:
+        while (self.in_namespace() or self.named()) and time.monotonic() < deadline:
             time.sleep(0.2)
+        left = sorted(set(self.in_namespace()) | set(self.named()))
         survivors = [f"{pid}: {_cmdline(pid)[:160]}" for pid in left]
-        for pid in left:  # descendants of what this test started, so ours to stop
+        for pid in self.in_namespace():  # descendants of what this test started: ours to stop
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:

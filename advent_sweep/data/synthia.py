@@ -2,8 +2,8 @@
 
 The label files are 16-bit PNGs with the SYNTHIA class id in the FIRST channel (the
 second holds instance ids). Pillow cannot read them: it keeps only the high byte of
-each 16-bit sample, which is 0 for every class id. torchvision's libpng decoder keeps
-all 16 bits, so labels are read with it. The official ADVENT code has no SYNTHIA
+each 16-bit sample, which is 0 for every class id, and torchvision's decoders are
+deprecated. OpenCV keeps all 16 bits (and returns channels in BGR(A) order). The official ADVENT code has no SYNTHIA
 loader; the authors' DADA code reads labels the same way (first channel) and maps
 them with the table in ``labels.py``.
 """
@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
-from torchvision.io import ImageReadMode, decode_png, read_file
 
 from advent_sweep.data.config import Size
 from advent_sweep.data.files import LabelledImages, find_pairs, require_folder
@@ -23,11 +23,10 @@ from advent_sweep.errors import DataError
 
 def read_synthia_label_ids(path: Path) -> np.ndarray:
     """The class ids in a SYNTHIA label PNG: its first channel, all 16 bits kept."""
-    try:
-        channels = decode_png(read_file(str(path)), mode=ImageReadMode.UNCHANGED)
-    except RuntimeError as error:
-        raise DataError(f"{path}: cannot read label ({error})") from None
-    return channels[0].numpy()
+    pixels = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if pixels is None:
+        raise DataError(f"{path}: cannot read label (not a readable PNG)")
+    return pixels if pixels.ndim == 2 else pixels[..., 2]  # BGR(A): the file's first channel, R, is index 2
 
 
 def synthia_dataset(root: str | Path, list_file: str | None, protocol: int, size: Size) -> LabelledImages:

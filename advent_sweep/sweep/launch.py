@@ -99,10 +99,6 @@ def _tuner(spec: SweepSpec, data: DomainData, resume: bool) -> Any:
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
             callbacks=[sink],
-            progress_reporter=tune.CLIReporter(
-                metric_columns=["iteration", spec.metric, "target_entropy"], parameter_columns=list(spec.space), max_report_frequency=30
-            ),
-            verbose=1,
         ),
     )
 

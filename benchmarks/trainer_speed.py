@@ -1,0 +1,78 @@
+"""Trainer speed: iterations per second of each ADVENT method, eager fp32 against the fastest path.
+
+The fastest path this machine allows is torch.compile of the segmenter, plus channels_last
+and bf16 autocast on CUDA. Both variants of a method are built once, warmed up (compile
+happens there), then timed in alternating rounds so that load from other processes hits
+both alike; the ratio is printed from this one run.
+
+    python benchmarks/trainer_speed.py                      # CPU, resnet18, 64x64, batch 4
+    python benchmarks/trainer_speed.py --device cuda --backbone resnet101 --size 512 256 --batch 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from advent_sweep.advent.config import TrainConfig
+from advent_sweep.advent.run import build_trainer
+from advent_sweep.data import build_domain_data
+
+METHODS = ("source_only", "minent", "advent", "advent_minent")
+
+
+def make_trainer(args: argparse.Namespace, method: str, fast: bool):
+    cuda = args.device.startswith("cuda")
+    config = TrainConfig.model_validate({
+        "method": method, "backbone": args.backbone, "multi_level": args.multi_level, "param_repeats": "unique",
+        "lr": 1e-3, "iterations": 10_000, "poly_horizon": 10_000, "batch_size_source": args.batch,
+        "batch_size_target": args.batch, "device": args.device, "seed": 0,
+        "compile": fast, "channels_last": fast and cuda, "amp": "bf16" if fast and cuda else "off",
+        "data": {"synthetic": {"seed": 0, "size": list(args.size), "num_train": 64, "num_val": 8}},
+    })
+    return build_trainer(config, build_domain_data(config.data))
+
+
+def timed_steps(trainer, steps: int) -> float:
+    if trainer.device.type == "cuda":
+        torch.cuda.synchronize()
+    started = time.perf_counter()
+    for _ in range(steps):
+        trainer.step()
+    if trainer.device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--backbone", default="resnet18")
+    parser.add_argument("--size", type=int, nargs=2, default=(64, 64), metavar=("W", "H"))
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--multi-level", action="store_true")
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=10, help="timed steps per round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    args = parser.parse_args()
+
+    print(f"device {args.device}, torch {torch.__version__}, {torch.get_num_threads()} threads, backbone {args.backbone}, "
+          f"{args.size[0]}x{args.size[1]}, batch {args.batch}, multi_level {args.multi_level}")
+    print(f"{'method':<14} {'eager it/s':>11} {'fast it/s':>10} {'fast/eager':>11}")
+    for method in args.methods:
+        trainers = {variant: make_trainer(args, method, variant == "fast") for variant in ("eager", "fast")}
+        for trainer in trainers.values():
+            timed_steps(trainer, args.warmup)
+        seconds = {variant: 0.0 for variant in trainers}
+        for _ in range(args.rounds):
+            for variant, trainer in trainers.items():
+                seconds[variant] += timed_steps(trainer, args.steps)
+        rate = {variant: args.steps * args.rounds / s for variant, s in seconds.items()}
+        print(f"{method:<14} {rate['eager']:>11.2f} {rate['fast']:>10.2f} {rate['fast'] / rate['eager']:>10.2f}x")
+
+
+if __name__ == "__main__":
+    main()
