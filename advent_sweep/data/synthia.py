@@ -3,9 +3,9 @@
 The label files are 16-bit PNGs with the SYNTHIA class id in the FIRST channel (the
 second holds instance ids). Pillow cannot read them: it keeps only the high byte of
 each 16-bit sample, which is 0 for every class id, and torchvision's decoders are
-deprecated. OpenCV keeps all 16 bits (and returns channels in BGR(A) order). The official ADVENT code has no SYNTHIA
-loader; the authors' DADA code reads labels the same way (first channel) and maps
-them with the table in ``labels.py``.
+deprecated. OpenCV keeps all 16 bits (its channels come in BGR(A) order). The official
+ADVENT code has no SYNTHIA loader; the authors' DADA code reads labels the same way
+(first channel) and maps them with the table in ``labels.py``.
 """
 
 from __future__ import annotations
