@@ -90,8 +90,16 @@ class Run:
     def label(self) -> str:
         if self.oracle:
             return "oracle (target labels)"
-        extra = " ".join(f"{SHORT.get(k, k)}={v:g}" if isinstance(v, (int, float)) else f"{SHORT.get(k, k)}={v}" for k, v in self.params.items())
+        extra = " ".join(f"{SHORT.get(k, k)}={_number(v)}" for k, v in self.params.items())
         return f"{self.method} {extra}".strip()
+
+
+def _number(value: Any) -> str:
+    """1e-3 rather than 0.001: λ values read best as powers of ten."""
+    if isinstance(value, float) and value != 0 and not 0.1 <= abs(value) < 1000:
+        mantissa, exponent = f"{value:.2e}".split("e")
+        return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def parse_run(text: str) -> Run:
@@ -133,10 +141,18 @@ def parse_setting(text: str) -> tuple[str, Any]:
 _DATA_CACHE: dict[str, Any] = {}
 
 
-def _init_worker(threads: int) -> None:
+def _init_worker(threads: int, target_style: dict[str, Any]) -> None:
     import torch
 
+    from advent_sweep.data import synthetic
+
     torch.set_num_threads(threads)
+    if target_style:  # a calibration trial of another target style, in this worker only
+        synthetic.STYLES["target"] = dataclasses.replace(synthetic.STYLES["target"], **target_style)
+
+
+def _tuples(value: Any) -> Any:
+    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
 
 
 def _domain_data(data_config: dict[str, Any], oracle: bool) -> Any:
@@ -176,8 +192,7 @@ def train_one(config_dict: dict[str, Any], oracle: bool) -> dict[str, Any]:
         train_cpu_s += time.process_time() - cpu_tick
         if trainer.iteration % config.eval_interval == 0 or trainer.iteration == config.iterations:
             metrics = trainer.evaluate(data.target_val)
-            evaluations.append({"iteration": trainer.iteration, "target_miou": metrics["target_miou"],
-                                "target_entropy": metrics["target_entropy"]})  # fmt: skip
+            evaluations.append({"iteration": trainer.iteration, **metrics})
     done = trainer.iteration if diverged is None else diverged
     last = evaluations[-1]["target_miou"] if evaluations and diverged is None else math.nan
     best = max((e["target_miou"] for e in evaluations), default=math.nan)
@@ -271,6 +286,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval-interval", type=int, default=None, help="evaluate every N iterations (default: the spec's)")
     parser.add_argument("--set", dest="settings", type=parse_setting, action="append", default=[], metavar="KEY=VALUE",
                         help="override a trainer setting for every run, e.g. lr=5e-3 batch_size_source=8 (repeatable)")
+    parser.add_argument("--target-style", dest="target_style", type=parse_setting, action="append", default=[],
+                        metavar="FIELD=VALUE", help="try another value of a target Style field (calibration only; "
+                        "STYLES in advent_sweep/data/synthetic.py is what the package uses), e.g. contrast=0.6")
     parser.add_argument("--quick", action="store_true", help="one seed; source_only, oracle and advent at λ_adv 1e-3 and 1e-2")
     parser.add_argument("--jobs", type=int, default=2, help="runs trained at once, each in its own process (default 2)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run (default 1, as a 1-CPU sweep trial)")
@@ -291,6 +309,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.eval_interval is not None:
         trainer["eval_interval"] = args.eval_interval
     data = spec.data.model_dump(mode="json")
+    target_style = {key: _tuples(value) for key, value in args.target_style}
+    if target_style:
+        from advent_sweep.data.synthetic import STYLES
+
+        dataclasses.replace(STYLES["target"], **target_style)  # an unknown field fails here, before training
 
     jobs = []
     for seed in seeds:
@@ -310,12 +333,13 @@ def main(argv: list[str] | None = None) -> int:
     shown = {k: trainer[k] for k in ("backbone", "lr", "iterations", "batch_size_source", "batch_size_target", "multi_level") if k in trainer}
     header = (f"synthetic gap: {args.spec.name} trainer {shown}, data {data['synthetic']['size']} "
               f"{data['synthetic']['num_train']} train / {data['synthetic']['num_val']} val, seeds {seeds}, "
-              f"{len(jobs)} runs on {args.jobs} processes × {args.threads} thread(s)")  # fmt: skip
+              f"{len(jobs)} runs on {args.jobs} processes × {args.threads} thread(s)"
+              + (f"; target style changed: {target_style}" if target_style else ""))  # fmt: skip
     print(header, flush=True)
     started = time.perf_counter()
     results: dict[tuple[str, int], dict[str, Any]] = {}
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(args.jobs, mp_context=context, initializer=_init_worker, initargs=(args.threads,)) as pool:
+    with ProcessPoolExecutor(args.jobs, mp_context=context, initializer=_init_worker, initargs=(args.threads, target_style)) as pool:
         futures = {pool.submit(train_one, config, oracle): key for key, config, oracle in jobs}
         for future in as_completed(futures):
             key = futures[future]

@@ -219,7 +219,7 @@ def test_slurm_script_passes_bash_syntax_check():
 
 def test_slurm_script_starts_and_stops_its_own_ray_nodes():
     script = (CLUSTER / "slurm.sh").read_text()
-    assert not re.search(r"ray\s+stop", script), "end nodes by PID, never with `ray stop`"
+    assert not re.search(r"ray\s+stop", script), "end nodes by PID, never with Ray's machine-wide stop command"
     for directive in ["--nodes=", "--gpus", "--cpus-per-task=", "--time="]:
         assert re.search(rf"^#SBATCH {directive}", script, re.M), directive
     assert re.search(r"srun .*\\\n\s*ray start --head --node-ip-address=\"\$head_ip\"", script)

@@ -19,8 +19,8 @@ ports apart from every other Ray on the machine. Where a namespace cannot be mad
 (`unshare` missing, or forbidden for this user) the test is skipped rather than open ports
 to the network.
 
-Every process is started here and stopped here by its process (group) id; nothing calls
-`ray stop`. The teardown checks that no process of the test is left: none whose command
+Every process is started here and stopped here by its process (group) id, never by Ray's
+machine-wide stop command. The teardown checks that no process of the test is left: none whose command
 line names the test's temporary folder, none in its network namespace.
 """
 

@@ -218,7 +218,7 @@ class Trainer:
     def evaluate(self, data: Dataset | Iterable) -> dict[str, float]:
         """Target mIoU, per-class IoU (0–100) and mean normalised target entropy on ``data``."""
         loader = data if isinstance(data, (DataLoader, list)) else DataLoader(data, batch_size=self.config.eval_batch_size)
-        self.segmenter.eval()
+        self.segmenter.train(False)
         try:
             return evaluate_segmenters([(self.forward, 1.0)], loader, self.num_classes, self.class_names,
                                        self.device, self._to_device, self._autocast)
