@@ -68,6 +68,9 @@ def cmd_launch(args: argparse.Namespace) -> int:
         print(f"best trial {outcome.best_trial}: {spec.metric} {outcome.best_value:.3f} at iteration {outcome.best_iteration}")
         print("  " + ", ".join(f"{k}={v}" for k, v in outcome.best_params.items()))
     print(f"results: {outcome.folder} (reports/ and trials.parquet)")
+    if outcome.interrupted:
+        print(f"interrupted: continue with advent-sweep launch {args.space} --resume" + (f" --storage {args.storage}" if args.storage else ""))
+        return EXIT_FAILURE
     print(f"next: advent-sweep best {outcome.folder} -o best.yaml ; advent-sweep analyze {outcome.folder}")
     return EXIT_OK
 

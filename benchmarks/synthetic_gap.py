@@ -181,18 +181,24 @@ def train_one(config_dict: dict[str, Any], oracle: bool) -> dict[str, Any]:
     trainer = build_trainer(config, data)
     evaluations: list[dict[str, float]] = []
     train_s, train_cpu_s, diverged = 0.0, 0.0, None
+    loss_sums: dict[str, float] = {}
+    steps = 0
     while trainer.iteration < config.iterations:
         tick, cpu_tick = time.perf_counter(), time.process_time()
         try:
-            trainer.step()
+            step_losses = trainer.step()
         except TrainingDiverged as err:
             diverged = err.iteration
             break
         train_s += time.perf_counter() - tick
         train_cpu_s += time.process_time() - cpu_tick
+        for name, value in step_losses.items():
+            loss_sums[name] = loss_sums.get(name, 0.0) + value
+        steps += 1
         if trainer.iteration % config.eval_interval == 0 or trainer.iteration == config.iterations:
-            metrics = trainer.evaluate(data.target_val)
-            evaluations.append({"iteration": trainer.iteration, **metrics})
+            metrics = trainer.evaluate(data.target_val)  # losses: means since the last evaluation, as a trial reports
+            evaluations.append({"iteration": trainer.iteration, **{k: v / steps for k, v in loss_sums.items()}, **metrics})
+            loss_sums, steps = {}, 0
     done = trainer.iteration if diverged is None else diverged
     last = evaluations[-1]["target_miou"] if evaluations and diverged is None else math.nan
     best = max((e["target_miou"] for e in evaluations), default=math.nan)

@@ -32,6 +32,11 @@ class SweepOutcome:
     best_iteration: int | None
     best_params: dict[str, Any]
 
+    @property
+    def interrupted(self) -> bool:
+        """Trials left running: the sweep was stopped (Ctrl-C, SIGUSR1) and can be resumed."""
+        return self.statuses.get("running", 0) > 0
+
 
 def _cache_dir(spec: SweepSpec) -> Path | None:
     """p_s is cached beside a local storage; remote storage recomputes it (it is cheap once)."""
@@ -137,7 +142,8 @@ def _outcome(spec: SweepSpec) -> SweepOutcome:
     scored = [t for t in trials if t["best_value"] is not None]
     pick = max if spec.mode == "max" else min
     best = pick(scored, key=lambda t: t["best_value"]) if scored else None
-    params = {} if best is None else {name: best[f"config.{name}"] for name in spec.space}
+    values = {} if best is None else {name: best[f"config.{name}"] for name in spec.space}
+    params = {name: value for name, value in values.items() if spec.is_active(name, values)}
     return SweepOutcome(
         folder=spec.folder,
         trials=len(trials),
