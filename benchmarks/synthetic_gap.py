@@ -269,15 +269,24 @@ def report(runs: list[Run], seeds: list[int], results: dict[tuple[str, int], dic
         verdicts.append(ok)
         print(f"\nsource-only / oracle: {ratio:.1f}% on the mean (per seed: {', '.join(f'{p:.0f}%' for p in per_seed)}); "
               f"target {RATIO_TARGET[0]:.0f}–{RATIO_TARGET[1]:.0f}%: {'MET' if ok else 'MISSED'}")  # fmt: skip
-    adv = [r for r in runs if r.method in ADVENT_METHODS]
-    if base and adv:
-        top = max(adv, key=lambda r: -math.inf if math.isnan(summary["runs"][r.spec]["gain_mean"]) else summary["runs"][r.spec]["gain_mean"])
-        gain = summary["runs"][top.spec]["gain_mean"]
-        ok = gain >= GAIN_TARGET
-        summary["best_advent_run"], summary["best_advent_gain"], summary["gain_ok"] = top.spec, gain, ok
-        verdicts.append(ok)
-        print(f"best ADVENT gain over source-only: {_fmt(gain, 0, sign=True).strip()} points ({top.label}); "
-              f"target >= +{GAIN_TARGET:.0f}: {'MET' if ok else 'MISSED'}")  # fmt: skip
+    adapted = [r for r in runs if r.method != "source_only"]
+    if base and adapted:
+        def gain_of(run: Run) -> float:
+            value = summary["runs"][run.spec]["gain_mean"]
+            return -math.inf if math.isnan(value) else value
+
+        adv = [r for r in adapted if r.method in ADVENT_METHODS]
+        if adv:
+            top = max(adv, key=gain_of)
+            gain = summary["runs"][top.spec]["gain_mean"]
+            ok = gain >= GAIN_TARGET
+            summary["best_advent_run"], summary["best_advent_gain"], summary["gain_ok"] = top.spec, gain, ok
+            verdicts.append(ok)
+            print(f"best ADVENT gain over source-only (methods {', '.join(ADVENT_METHODS)}): "
+                  f"{_fmt(gain, 0, sign=True).strip()} points ({top.label}); target >= +{GAIN_TARGET:.0f}: {'MET' if ok else 'MISSED'}")  # fmt: skip
+        top = max(adapted, key=gain_of)
+        print(f"best gain of any adaptation run: {_fmt(summary['runs'][top.spec]['gain_mean'], 0, sign=True).strip()} "
+              f"points ({top.label})")  # fmt: skip
     summary["all_met"] = all(verdicts) if verdicts else None
     return summary
 
