@@ -60,14 +60,17 @@ STYLES: dict[str, Style] = {
         colour_jitter=(8, 10, 15, 8, 10, 10, 50),
         texture=1.0, brightness=1.0, contrast=1.0, gamma=1.0, tint=(1.0, 1.0, 1.0), blur=0.0, noise=4.0,
     ),
-    # Dusk in another city: every class's colour shifted a little, weaker textures, darker, flatter
-    # contrast, warm cast, soft focus, sensor noise. Set with a small CNN trained from scratch (seeds 0–2):
-    # source-only reached ~40% of a target-trained oracle's mIoU; entropy minimisation gained 13–25 points.
+    # Dusk in another city, through a cheap camera: every class's colour shifted a little, flat surfaces
+    # (no windows, paving joints or leaf texture), darker, flatter contrast, warm cast, soft focus, sensor
+    # noise. Calibrated with benchmarks/synthetic_gap.py at the quickstart budget (ResNet-18 from scratch,
+    # 64x64, 120 iterations, seeds 0-2): source-only reaches 59% of a target-trained oracle's mIoU (about
+    # half on seeds 0 and 1) and ADVENT gains 7-11 points. A source model whose BN statistics are
+    # re-estimated on target matches the oracle: the gap is one of appearance statistics.
     "target": Style(
-        palette=((105, 95, 90), (165, 160, 160), (140, 115, 100), (80, 75, 70),
+        palette=((105, 95, 90), (165, 160, 160), (130, 110, 105), (80, 75, 70),
                  (85, 130, 50), (130, 165, 215), (70, 60, 160)),
         colour_jitter=(8, 10, 15, 8, 10, 10, 50),
-        texture=0.5, brightness=0.8, contrast=0.7, gamma=1.15, tint=(1.1, 1.0, 0.85), blur=0.8, noise=10.0,
+        texture=0.0, brightness=0.8, contrast=0.7, gamma=1.0, tint=(1.1, 1.0, 0.85), blur=1.2, noise=14.0,
     ),
 }  # fmt: skip
 

@@ -88,8 +88,8 @@ def test_real_data_specs_validate_without_their_folders():
 
 def test_quickstart_numbers():
     spec = SweepSpec.from_yaml(Path(__file__).parents[2] / "search_spaces" / "quickstart.yaml")
-    assert (spec.scheduler.grace_period, spec.scheduler.reduction_factor, spec.scheduler.max_t) == (40, 3.0, 200)
-    assert spec.scheduler.rungs() == [40, 120]
+    assert (spec.scheduler.grace_period, spec.scheduler.reduction_factor, spec.scheduler.max_t) == (30, 3.0, 120)
+    assert spec.scheduler.rungs() == [30, 90]
     assert (spec.num_samples, spec.max_concurrent, spec.resources.cpu, spec.resources.gpu) == (8, 2, 1.0, 0.0)
     assert spec.base_config.backbone == "resnet18" and spec.data.synthetic.size == (64, 64)
     assert spec.searcher.points_to_evaluate[0] == {"method": "advent", "lambda_adv_main": 1e-3}
@@ -532,7 +532,7 @@ def test_describe_shows_the_resolved_spec():
     assert "  lambda_adv_main  float [1e-05, 0.1] log  when method in [advent, advent_minent]" in lines
     assert "  first point 1: method=advent, lambda_adv_main=0.001" in lines
     assert lines[-3:] == [
-        "scheduler: ASHA on iteration: grace period 40, reduction factor 3, max_t 200; rungs at iterations 40, 120",
+        "scheduler: ASHA on iteration: grace period 30, reduction factor 3, max_t 120; rungs at iterations 30, 90",
         "trials: 8, at most 2 at a time, each holding 1 CPU and 0 GPU; retries after a failure: 2",
         "metric: target_miou (max: higher is better)",
     ]
