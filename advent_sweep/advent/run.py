@@ -8,11 +8,9 @@ leaves the previous complete version, and ``resume=True`` continues exactly.
 
 from __future__ import annotations
 
+import io
 import json
-import os
-import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +20,7 @@ from tqdm import tqdm
 
 from advent_sweep.advent.config import TrainConfig
 from advent_sweep.advent.trainer import Trainer
+from advent_sweep.atomic import write_atomically
 from advent_sweep.data import DomainData
 from advent_sweep.errors import ConfigError
 
@@ -38,18 +37,6 @@ def build_trainer(config: TrainConfig, data: DomainData) -> Trainer:
         class_names=data.class_names,
         class_prior=data.class_prior if config.class_prior_mu > 0 else None,
     )
-
-
-def write_atomically(path: Path, write: Callable[[Any], None], binary: bool = False) -> None:
-    """Write through a temporary file in the same folder and rename it into place."""
-    handle = tempfile.NamedTemporaryFile("wb" if binary else "w", dir=path.parent, prefix=f".{path.name}.", delete=False)
-    try:
-        with handle:
-            write(handle)
-        os.replace(handle.name, path)
-    except BaseException:
-        Path(handle.name).unlink(missing_ok=True)
-        raise
 
 
 def selection_summary(evaluations: list[dict[str, float]]) -> dict[str, dict[str, float] | None]:
@@ -72,7 +59,7 @@ def prepare_output(output: Path, config: TrainConfig, resume: bool) -> None:
         if saved != config:
             raise ConfigError(f"{output / CONFIG}: the run being resumed has another config; resume with that file")
     output.mkdir(parents=True, exist_ok=True)
-    write_atomically(output / CONFIG, lambda f: yaml.safe_dump(config.model_dump(mode="json"), f, sort_keys=False))
+    write_atomically(output / CONFIG, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False).encode())
 
 
 def train_to_end(config: TrainConfig, data: DomainData, output: Path, resume: bool = False, progress: bool = True) -> dict[str, Any]:
@@ -96,8 +83,10 @@ def train_to_end(config: TrainConfig, data: DomainData, output: Path, resume: bo
             metrics = {"iteration": trainer.iteration, "wall_time_s": time.perf_counter() - started, **trainer.evaluate(data.target_val)}
             evaluations.append(metrics)
             bar.write(f"iteration {trainer.iteration}: target mIoU {metrics['target_miou']:.2f}, target entropy {metrics['target_entropy']:.4f}")
-            write_atomically(output / CHECKPOINT, lambda f: torch.save(trainer.state_dict(), f), binary=True)
+            checkpoint = io.BytesIO()
+            torch.save(trainer.state_dict(), checkpoint)
+            write_atomically(output / CHECKPOINT, checkpoint.getbuffer())
             summary = {"evaluations": evaluations, "selection": selection_summary(evaluations)}
-            write_atomically(output / METRICS, lambda f: json.dump(summary, f, indent=1))
+            write_atomically(output / METRICS, json.dumps(summary, indent=1).encode())
     bar.close()
     return {"evaluations": evaluations, "selection": selection_summary(evaluations)}

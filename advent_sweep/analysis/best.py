@@ -8,8 +8,6 @@ last, or label-free (the report with the lowest mean target entropy).
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ import yaml
 
 import advent_sweep
 from advent_sweep.analysis.results import KEY, SweepResults
+from advent_sweep.atomic import write_atomically
 from advent_sweep.errors import ResultsError
 
 RULES = {
@@ -112,7 +111,8 @@ def export_best(results: SweepResults, output_path: str | Path, metric: str | No
         raise ResultsError(f"trial {top['trial_id']} of sweep {top['sweep']} has no config_json in trials.parquet yet; retry later")
     choice = BestChoice(Path(output_path), top["sweep"], top["trial_id"], top["status"], metric, mode, rule, min_iterations,
                         float(top[metric]), int(top["iteration"]), json.loads(config_json.dropna().iloc[0]))
-    _write_atomically(choice.path, _yaml_text(choice))
+    choice.path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomically(choice.path, _yaml_text(choice).encode())
     return choice
 
 
@@ -127,17 +127,3 @@ def _yaml_text(choice: BestChoice) -> str:
         lines.append(f"# to stop at that report, set iterations: {choice.iteration} (the poly schedule follows poly_horizon either way)")
     lines.append(f"# rerun: advent-sweep train {choice.path.name}")
     return "\n".join(lines) + "\n" + yaml.safe_dump(choice.config, sort_keys=False)
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    """Temp file in the same folder, then os.replace: a reader sees the old file or the whole new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False) as file:
-        try:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        except BaseException:
-            os.unlink(file.name)
-            raise
-    os.replace(file.name, path)

@@ -13,13 +13,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
+from advent_sweep.atomic import write_atomically
 from advent_sweep.data.files import LabelledImages
 from advent_sweep.errors import DataError
 
@@ -67,7 +67,5 @@ def cached_source_class_prior(dataset: LabelledImages, num_classes: int, cache_d
     path.parent.mkdir(parents=True, exist_ok=True)
     record = {"dataset": dataset.name, "protocol": dataset.protocol, "root": str(dataset.root),
               "num_images": len(dataset), "class_prior": list(prior)}  # fmt: skip
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as handle:
-        json.dump(record, handle, indent=1)
-    os.replace(handle.name, path)  # atomic: a concurrent reader sees the old file or the whole new one
+    write_atomically(path, json.dumps(record, indent=1).encode())  # a concurrent reader sees no half file
     return prior

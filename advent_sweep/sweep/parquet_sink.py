@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 from ray.tune import Callback
 
 from advent_sweep.advent.config import TrainConfig
+from advent_sweep.atomic import write_atomically
 from advent_sweep.sweep import results_schema as rs
 
 
@@ -168,11 +169,9 @@ class ParquetResultSink(Callback):
 
     # -- files -----------------------------------------------------------------------------
     def _write(self, table: pa.Table, path: str) -> None:
-        filesystem, _ = filesystem_and_path(self.sweep_uri)
-        folder, name = path.rsplit("/", 1)
-        temporary = f"{folder}/.{name}.{uuid.uuid4().hex}.tmp"
-        pq.write_table(table, temporary, filesystem=filesystem)
-        filesystem.move(temporary, path)
+        buffer = pa.BufferOutputStream()
+        pq.write_table(table, buffer)
+        write_atomically(path, buffer.getvalue(), filesystem_and_path(self.sweep_uri)[0])
 
     def _flush(self) -> None:
         _, root = filesystem_and_path(self.sweep_uri)
@@ -191,7 +190,4 @@ def write_sweep_metadata(sweep_uri: str, name: str, metric: str, mode: str, spec
     filesystem, root = filesystem_and_path(sweep_uri.rstrip("/"))
     filesystem.create_dir(root, recursive=True)
     body = json.dumps({"name": name, "metric": metric, "mode": mode, "schema_version": rs.SCHEMA_VERSION, "spec": spec}, indent=1)
-    temporary = f"{root}/.sweep.json.{uuid.uuid4().hex}.tmp"
-    with filesystem.open_output_stream(temporary) as stream:
-        stream.write(body.encode())
-    filesystem.move(temporary, f"{root}/sweep.json")
+    write_atomically(f"{root}/sweep.json", body.encode(), filesystem)
