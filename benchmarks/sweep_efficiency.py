@@ -3,7 +3,8 @@
 Runs the two sweeps of one space back to back on one embedded Ray and prints, side by side,
 the trainer iterations each spent, the best target mIoU each found and their ratios; then
 the share of wall time not spent inside trials (Ray scheduling, actor start-up, the Parquet
-sink): 1 − (Σ trial time / concurrency) / sweep wall time.
+sink): 1 − (Σ trial time / concurrency) / sweep wall time, and the part of it spent in the
+sink's callback hooks on the driver.
 
     python benchmarks/sweep_efficiency.py                       # the quickstart space
     python benchmarks/sweep_efficiency.py --space search_spaces/quickstart.yaml --samples 8
@@ -12,19 +13,49 @@ sink): 1 − (Σ trial time / concurrency) / sweep wall time.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import os
 import tempfile
 import time
+from collections.abc import Iterator
 
 import pandas as pd
 
 from advent_sweep.sweep.launch import launch
+from advent_sweep.sweep.parquet_sink import ParquetResultSink
 from advent_sweep.sweep.spec import SweepSpec
+
+
+@contextlib.contextmanager
+def timed_sink_hooks() -> Iterator[list[float]]:
+    """Adds the seconds spent in each of ParquetResultSink's Tune callback hooks to the yielded list."""
+    spent: list[float] = []
+    hooks = {name: hook for name, hook in vars(ParquetResultSink).items() if name == "setup" or name.startswith("on_")}
+
+    def timed(hook):
+        @functools.wraps(hook)
+        def wrapper(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return hook(*args, **kwargs)
+            finally:
+                spent.append(time.perf_counter() - started)
+        return wrapper
+
+    for name, hook in hooks.items():
+        setattr(ParquetResultSink, name, timed(hook))
+    try:
+        yield spent
+    finally:
+        for name, hook in hooks.items():
+            setattr(ParquetResultSink, name, hook)
 
 
 def run(spec: SweepSpec) -> dict[str, float]:
     started = time.perf_counter()
-    outcome = launch(spec)
+    with timed_sink_hooks() as sink_seconds:
+        outcome = launch(spec)
     wall = time.perf_counter() - started
     reports = pd.read_parquet(f"{outcome.folder}/reports")
     trials = pd.read_parquet(f"{outcome.folder}/trials.parquet")
@@ -34,6 +65,7 @@ def run(spec: SweepSpec) -> dict[str, float]:
         "best_miou": float(trials.best_value.max()),
         "wall_s": wall,
         "overhead": 1 - (trial_seconds / spec.max_concurrent) / wall,
+        "sink": sum(sink_seconds) / wall,
         "stopped": float((trials.status == "stopped").sum()),
     }
 
@@ -66,9 +98,10 @@ def main() -> None:
 
     a, b = results["ASHA + TPE"], results["random, no stopping"]
     print(f"\n{samples} trials each, space {args.space}")
-    print(f"{'':<22}{'iterations':>12}{'best mIoU':>11}{'stopped':>9}{'wall s':>9}{'overhead':>10}")
+    print(f"{'':<22}{'iterations':>12}{'best mIoU':>11}{'stopped':>9}{'wall s':>9}{'overhead':>10}{'of it sink':>12}")
     for name, r in results.items():
-        print(f"{name:<22}{r['iterations']:>12.0f}{r['best_miou']:>11.2f}{r['stopped']:>9.0f}{r['wall_s']:>9.0f}{r['overhead']:>9.0%}")
+        print(f"{name:<22}{r['iterations']:>12.0f}{r['best_miou']:>11.2f}{r['stopped']:>9.0f}{r['wall_s']:>9.0f}"
+              f"{r['overhead']:>10.1%}{r['sink']:>12.2%}")
     print(f"ASHA+TPE / random: iterations {a['iterations'] / b['iterations']:.2f}x, "
           f"best mIoU {a['best_miou'] / b['best_miou']:.2f}x, wall time {a['wall_s'] / b['wall_s']:.2f}x")
 
