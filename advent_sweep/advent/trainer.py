@@ -216,14 +216,22 @@ class Trainer:
         return self.train_step(source_images, source_labels, target_images)
 
     def evaluate(self, data: Dataset | Iterable) -> dict[str, float]:
-        """Target mIoU, per-class IoU (0–100) and mean normalised target entropy on ``data``."""
+        """Target mIoU, per-class IoU (0–100) and mean normalised target entropy on ``data``.
+
+        Weights can turn non-finite in the update after the last finite loss; their predictions
+        are no evaluation (argmax of NaN is class 0 everywhere), so a non-finite entropy raises
+        TrainingDiverged instead of reporting an mIoU.
+        """
         loader = data if isinstance(data, (DataLoader, list)) else DataLoader(data, batch_size=self.config.eval_batch_size)
         self.segmenter.train(False)
         try:
-            return evaluate_segmenters([(self.forward, 1.0)], loader, self.num_classes, self.class_names,
-                                       self.device, self._to_device, self._autocast)
+            metrics = evaluate_segmenters([(self.forward, 1.0)], loader, self.num_classes, self.class_names,
+                                          self.device, self._to_device, self._autocast)
         finally:
             self.segmenter.train()
+        if not math.isfinite(metrics["target_entropy"]):
+            raise TrainingDiverged(self.iteration, {"target_entropy": metrics["target_entropy"]})
+        return metrics
 
     def state_dict(self) -> dict[str, Any]:
         """Everything an exact resume needs, as a plain dict that ``torch.load`` opens."""

@@ -40,21 +40,22 @@ def train_advent_trial(params: dict[str, Any], *, spec: SweepSpec, data: DomainD
     while trainer.iteration < config.iterations:
         try:
             step_losses = trainer.step()
-        except TrainingDiverged as diverged:
-            tune.report({"iteration": diverged.iteration, "diverged": True, spec.metric: math.nan, **diverged.losses})
-            return
-        for name, value in step_losses.items():
-            loss_sums[name] += value
-        steps += 1
-        if trainer.iteration % config.eval_interval == 0 or trainer.iteration == config.iterations:
+            for name, value in step_losses.items():
+                loss_sums[name] += value
+            steps += 1
+            if trainer.iteration % config.eval_interval and trainer.iteration < config.iterations:
+                continue
             metrics = {
                 "iteration": trainer.iteration,
                 "iterations_per_s": steps / (time.perf_counter() - started),
                 **{name: total / steps for name, total in loss_sums.items()},
                 **trainer.evaluate(data.target_val),
             }
-            with tempfile.TemporaryDirectory() as folder:
-                torch.save(trainer.state_dict(), Path(folder) / CHECKPOINT_FILE)
-                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
-            loss_sums.clear()
-            steps, started = 0, time.perf_counter()
+        except TrainingDiverged as diverged:
+            tune.report({"iteration": diverged.iteration, "diverged": True, spec.metric: math.nan, **diverged.losses})
+            return
+        with tempfile.TemporaryDirectory() as folder:
+            torch.save(trainer.state_dict(), Path(folder) / CHECKPOINT_FILE)
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+        loss_sums.clear()
+        steps, started = 0, time.perf_counter()

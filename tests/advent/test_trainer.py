@@ -107,6 +107,15 @@ def test_nan_loss_raises_diverged_before_weights_move(tiny_config, tiny_domains)
     assert all(torch.equal(before[k], v) for k, v in trainer.segmenter.named_parameters())
 
 
+def test_non_finite_weights_raise_diverged_at_evaluation(tiny_config, tiny_domains):
+    trainer = make_trainer(tiny_config(method="source_only"), tiny_domains)
+    trainer.step()
+    with torch.no_grad():
+        next(trainer.segmenter.parameters()).fill_(float("inf"))
+    with pytest.raises(TrainingDiverged, match="iteration 1: target_entropy=nan"):
+        trainer.evaluate(tiny_domains[1])
+
+
 def test_class_prior_is_required_when_mu_is_positive(tiny_config, tiny_domains):
     with pytest.raises(ConfigError, match="class_prior"):
         make_trainer(tiny_config(class_prior_mu=0.3), tiny_domains)
