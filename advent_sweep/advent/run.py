@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from advent_sweep.advent.config import TrainConfig
 from advent_sweep.advent.trainer import Trainer
-from advent_sweep.atomic import write_atomically
+from advent_sweep.storage import write_atomically
 from advent_sweep.data import DomainData
 from advent_sweep.errors import ConfigError
 

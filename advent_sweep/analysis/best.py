@@ -17,7 +17,7 @@ import yaml
 
 import advent_sweep
 from advent_sweep.analysis.results import KEY, SweepResults
-from advent_sweep.atomic import write_atomically
+from advent_sweep.storage import write_atomically
 from advent_sweep.errors import ResultsError
 
 RULES = {

@@ -39,7 +39,7 @@ class DomainData:
     class_prior: tuple[float, ...]  # p_s: L1-normalised source label histogram
 
 
-def build_domain_data(config: DataConfig, cache_dir: Path | None = None) -> DomainData:
+def build_domain_data(config: DataConfig, cache_dir: str | Path | None = None) -> DomainData:
     """Build and validate the data of ``config``; ``cache_dir`` keeps p_s of real data between runs."""
     if config.source == "synthetic":
         source = synthetic_split(config.synthetic, "source", "train")

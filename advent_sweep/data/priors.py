@@ -13,13 +13,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import posixpath
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+import pyarrow.fs as pafs
 
-from advent_sweep.atomic import write_atomically
+from advent_sweep.storage import filesystem_and_path, write_atomically
 from advent_sweep.data.files import LabelledImages
 from advent_sweep.errors import DataError
 
@@ -49,23 +51,28 @@ def source_class_prior(dataset: HasLabels, num_classes: int) -> tuple[float, ...
     return tuple(float(n) / total for n in histogram)
 
 
-def prior_cache_path(dataset: LabelledImages, num_classes: int, cache_dir: Path) -> Path:
+def prior_cache_path(dataset: LabelledImages, num_classes: int, cache_dir: str | Path) -> str:
     """Where the prior of this exact file set is cached: a hash of name, protocol, root and files."""
     key = json.dumps(
         [dataset.name, dataset.protocol, num_classes, str(Path(dataset.root).resolve()), dataset.files()]
     )
     digest = hashlib.sha256(key.encode()).hexdigest()[:20]
-    return Path(cache_dir) / f"class_prior-{dataset.name.replace('/', '-')}-{digest}.json"
+    return f"{str(cache_dir).rstrip('/')}/class_prior-{dataset.name.replace('/', '-')}-{digest}.json"
 
 
-def cached_source_class_prior(dataset: LabelledImages, num_classes: int, cache_dir: Path) -> tuple[float, ...]:
-    """:func:`source_class_prior`, computed once per file set and then read from ``cache_dir``."""
-    path = prior_cache_path(dataset, num_classes, cache_dir)
-    if path.is_file():
-        return tuple(json.loads(path.read_text())["class_prior"])
+def cached_source_class_prior(dataset: LabelledImages, num_classes: int, cache_dir: str | Path) -> tuple[float, ...]:
+    """:func:`source_class_prior`, computed once per file set and then read from ``cache_dir``.
+
+    ``cache_dir`` is a local folder or a URI (``s3://…``), so every node of a cluster reads the
+    count made once beside the sweeps' shared storage.
+    """
+    filesystem, path = filesystem_and_path(prior_cache_path(dataset, num_classes, cache_dir))
+    if filesystem.get_file_info(path).type == pafs.FileType.File:
+        with filesystem.open_input_stream(path) as stream:
+            return tuple(json.loads(stream.read())["class_prior"])
     prior = source_class_prior(dataset, num_classes)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    filesystem.create_dir(posixpath.dirname(path), recursive=True)
     record = {"dataset": dataset.name, "protocol": dataset.protocol, "root": str(dataset.root),
               "num_images": len(dataset), "class_prior": list(prior)}  # fmt: skip
-    write_atomically(path, json.dumps(record, indent=1).encode())  # a concurrent reader sees no half file
+    write_atomically(path, json.dumps(record, indent=1).encode(), filesystem)  # a concurrent reader sees no half file
     return prior

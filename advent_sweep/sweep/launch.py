@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from advent_sweep.data import DomainData, build_domain_data
 from advent_sweep.errors import ConfigError
+from advent_sweep.storage import filesystem_and_path
 from advent_sweep.sweep.spec import SweepSpec
 
 LOOPBACK_ONLY = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
@@ -38,9 +38,9 @@ class SweepOutcome:
         return self.statuses.get("running", 0) > 0
 
 
-def _cache_dir(spec: SweepSpec) -> Path | None:
-    """p_s is cached beside a local storage; remote storage recomputes it (it is cheap once)."""
-    return None if "://" in spec.storage else Path(spec.storage) / ".cache"
+def _cache_dir(spec: SweepSpec) -> str:
+    """p_s is cached beside the sweeps, in the storage they share (a folder or a URI)."""
+    return f"{spec.storage.rstrip('/')}/.cache"
 
 
 def check_sweep_folder(spec: SweepSpec, resume: bool) -> None:
@@ -131,8 +131,6 @@ def launch(spec: SweepSpec, address: str | None = None, resume: bool = False, da
 def _outcome(spec: SweepSpec) -> SweepOutcome:
     """Summarise from the Parquet the sink wrote: the same numbers the analysis will show."""
     import pyarrow.parquet as pq
-
-    from advent_sweep.sweep.parquet_sink import filesystem_and_path
 
     filesystem, root = filesystem_and_path(spec.folder)
     trials = pq.read_table(f"{root}/trials.parquet", filesystem=filesystem).to_pylist()

@@ -23,13 +23,8 @@ import pyarrow.parquet as pq
 from ray.tune import Callback
 
 from advent_sweep.advent.config import TrainConfig
-from advent_sweep.atomic import write_atomically
+from advent_sweep.storage import filesystem_and_path, write_atomically
 from advent_sweep.sweep import results_schema as rs
-
-
-def filesystem_and_path(uri: str) -> tuple[pafs.FileSystem, str]:
-    """A local path or an fsspec-style URI (s3://, gs://, file://) as pyarrow filesystem + path."""
-    return pafs.FileSystem.from_uri(uri) if "://" in uri else (pafs.LocalFileSystem(), uri)
 
 
 def _finite_or_none(value: Any) -> float | None:

@@ -66,3 +66,11 @@ def test_source_without_a_scored_pixel_is_an_error(tmp_path):
     dataset = gta5_dataset(tmp_path / "gta5", None, 19, size=(4, 2))
     with pytest.raises(DataError, match=str(tmp_path / "gta5")):
         source_class_prior(dataset, 19)
+
+
+def test_cache_on_a_storage_uri_is_reused(gta5, tmp_path, monkeypatch):
+    cache = f"file://{tmp_path}/storage/.cache"  # the same path as s3://bucket/sweeps/.cache takes
+    first = cached_source_class_prior(gta5, 19, cache)
+    assert len(list((tmp_path / "storage" / ".cache").glob("class_prior-gta5-*.json"))) == 1
+    monkeypatch.setattr(priors, "source_class_prior", lambda *args: pytest.fail("recomputed p_s"))
+    assert cached_source_class_prior(gta5, 19, cache) == first

@@ -1,7 +1,7 @@
 import pyarrow.fs as pafs
 import pytest
 
-from advent_sweep.atomic import write_atomically
+from advent_sweep.storage import filesystem_and_path, write_atomically
 
 
 def test_replaces_the_whole_file_and_leaves_no_temporary(tmp_path):
@@ -33,3 +33,13 @@ def test_a_relative_local_path_lands_in_the_working_directory(tmp_path, monkeypa
     monkeypatch.chdir(tmp_path)
     write_atomically("best.yaml", b"lr: 0.005\n")
     assert (tmp_path / "best.yaml").read_text() == "lr: 0.005\n"
+
+
+def test_filesystem_and_path_for_a_folder_and_a_uri(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    filesystem, path = filesystem_and_path("results/sweep")
+    assert isinstance(filesystem, pafs.LocalFileSystem) and path == f"{tmp_path}/results/sweep"
+    filesystem, path = filesystem_and_path(f"file://{tmp_path}/results")
+    assert path == f"{tmp_path}/results"
+    write_atomically(f"file://{tmp_path}/via-uri.json", b"{}")
+    assert (tmp_path / "via-uri.json").read_bytes() == b"{}"

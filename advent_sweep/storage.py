@@ -1,4 +1,4 @@
-"""Whole-file-or-nothing writes, on a local disk or an object store.
+"""Where files live (a local folder or a URI that pyarrow opens) and how they are replaced.
 
 Checkpoints, ``metrics.json``, the Parquet results and exported configs are read while they
 are being replaced (a resuming run, the analysis of a running sweep, a crash mid-write), so
@@ -16,13 +16,20 @@ import uuid
 import pyarrow.fs as pafs
 
 
+def filesystem_and_path(uri: str | os.PathLike[str]) -> tuple[pafs.FileSystem, str]:
+    """A local path (made absolute) or a URI (s3://, gs://, file://) as pyarrow filesystem + path."""
+    uri = str(uri)
+    return pafs.FileSystem.from_uri(uri) if "://" in uri else (pafs.LocalFileSystem(), os.path.abspath(uri))
+
+
 def write_atomically(path: str | os.PathLike[str], data: bytes | memoryview, filesystem: pafs.FileSystem | None = None) -> None:
     """Write ``data`` to ``path`` through ``.<name>.<random>.tmp`` in the same folder, then rename.
 
-    ``filesystem`` is a pyarrow filesystem; a local path needs none. The folder must exist.
+    ``filesystem`` is a pyarrow filesystem; without one, ``path`` is a local path or a URI. The
+    folder must exist.
     """
     if filesystem is None:
-        filesystem, path = pafs.LocalFileSystem(), os.path.abspath(path)
+        filesystem, path = filesystem_and_path(path)
     folder, name = posixpath.split(str(path))
     temporary = posixpath.join(folder, f".{name}.{uuid.uuid4().hex}.tmp")
     try:
