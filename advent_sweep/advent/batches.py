@@ -58,8 +58,10 @@ class BatchStream:
         return batch
 
     def state_dict(self) -> dict[str, int]:
+        """Where the stream stands (epoch, position) and what fixes its order (seed, batch size)."""
         return {"epoch": self.epoch, "position": self.position, "seed": self.seed, "batch_size": self.batch_size}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
+        """Continue from a ``state_dict()``: the next batch is the one an unbroken run would draw."""
         self.seed, self.batch_size = state["seed"], state["batch_size"]
         self._start(state["epoch"], state["position"])

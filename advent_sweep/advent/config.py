@@ -8,7 +8,7 @@ GTA5 → Cityscapes with DeepLab-V2 ResNet-101; a YAML file with these keys (and
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -18,8 +18,7 @@ from advent_sweep.validation import load_yaml
 Method = Literal["source_only", "minent", "advent", "advent_minent"]
 METHODS_WITH_DISCRIMINATOR = ("advent", "advent_minent")
 METHODS_WITH_ENTROPY_LOSS = ("minent", "advent_minent")
-
-NonNegative = Field(ge=0.0)
+OFFICIAL_REPEATS_BACKBONE = "resnet101"  # the official v1 DeepLab-V2 whose optim_parameters repeats parameters
 
 
 class TrainConfig(BaseModel):
@@ -31,7 +30,7 @@ class TrainConfig(BaseModel):
     backbone: str = "resnet101"
     weights: str | None = None
     multi_level: bool = True
-    param_repeats: Literal["official", "unique"] = "official"
+    param_repeats: Literal["official", "unique"] = "official"  # left out: official for resnet101, else unique
 
     lambda_seg_main: float = Field(1.0, ge=0.0)
     lambda_seg_aux: float = Field(0.1, ge=0.0)
@@ -79,8 +78,23 @@ class TrainConfig(BaseModel):
             raise ValueError(f"unknown device {device!r}; allowed: auto, cpu, cuda, cuda:N")
         return device
 
+    @model_validator(mode="before")
+    @classmethod
+    def _default_param_repeats(cls, values: Any) -> Any:
+        """Only the official ResNet-101 recipe lists parameters repeatedly; other backbones list each once."""
+        if isinstance(values, dict) and "param_repeats" not in values:
+            backbone = values.get("backbone", OFFICIAL_REPEATS_BACKBONE)
+            values = {**values, "param_repeats": "official" if backbone == OFFICIAL_REPEATS_BACKBONE else "unique"}
+        return values
+
     @model_validator(mode="after")
     def _consistent(self) -> "TrainConfig":
+        if self.amp == "fp16" and self.param_repeats == "official":
+            raise ValueError(
+                "amp: fp16 cannot be combined with param_repeats: official (the default for resnet101): the fp16 "
+                "GradScaler unscales a gradient once per listing, so repeated parameters get wrong updates; "
+                "allowed: amp: bf16 (or off) with official, or param_repeats: unique with fp16"
+            )
         if self.entropy_low > self.entropy_high:
             raise ValueError(f"entropy_low ({self.entropy_low}) must not exceed entropy_high ({self.entropy_high})")
         if self.iterations > self.poly_horizon:
@@ -89,10 +103,12 @@ class TrainConfig(BaseModel):
 
     @property
     def uses_discriminator(self) -> bool:
+        """AdvEnt's discriminators D (one per level) are built: advent and advent_minent."""
         return self.method in METHODS_WITH_DISCRIMINATOR
 
     @property
     def uses_entropy_loss(self) -> bool:
+        """MinEnt's L_ent is applied to target predictions: minent and advent_minent."""
         return self.method in METHODS_WITH_ENTROPY_LOSS
 
     @classmethod

@@ -3,6 +3,8 @@
 Logits are upsampled (bilinear, align_corners=True) to the label's full resolution
 before the argmax. Several segmenters with weights give the paper's ensemble
 ("AdvEnt+MinEnt": main-head logits of two models summed with weights 0.5/0.5).
+A SYNTHIA → Cityscapes model (the 16-class protocol) is also scored on the paper's
+13 classes (mIoU*) from the same predictions, as ``target_miou_13``.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ from torch import Tensor
 
 from advent_sweep.advent.losses import entropy_map
 from advent_sweep.advent.metrics import ConfusionMatrix
+from advent_sweep.data.labels import MIOU_13_CLASS_NAMES, protocol_class_names
 
 Segmenter = Callable[[Tensor], tuple[Tensor | None, Tensor]]
+SYNTHIA_CLASS_NAMES = protocol_class_names(16)
 
 
 @torch.no_grad()
@@ -34,6 +38,8 @@ def evaluate_segmenters(
     """mIoU and per-class IoU in percent, and the mean normalised entropy of the prediction.
 
     ``target_entropy`` needs no labels: it is the label-free model-selection signal.
+    ``target_miou_13`` (mIoU*, the nan-mean over the 16 classes less wall, fence, pole) is
+    there if and only if ``class_names`` are exactly the SYNTHIA 16-class protocol's.
     """
     confusion = ConfusionMatrix(num_classes)
     entropy_sum, pixel_count = 0.0, 0
@@ -53,5 +59,8 @@ def evaluate_segmenters(
         confusion.update(labels.to(device).long(), probabilities.argmax(dim=1))
     iou = confusion.per_class_iou() * 100
     metrics = {"target_miou": confusion.mean_iou() * 100, "target_entropy": entropy_sum / max(pixel_count, 1)}
+    if tuple(class_names) == SYNTHIA_CLASS_NAMES:
+        miou_13_classes = [index for index, name in enumerate(class_names) if name in MIOU_13_CLASS_NAMES]
+        metrics["target_miou_13"] = confusion.mean_iou(miou_13_classes) * 100
     metrics.update({f"iou.{name}": float(value) for name, value in zip(class_names, iou)})
     return metrics

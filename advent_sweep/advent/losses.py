@@ -38,7 +38,10 @@ def entropy_range_mask(entropy: Tensor, low: float, high: float) -> Tensor:
     """Pixels whose normalised entropy lies in [e_lo, e_hi] (both ends included).
 
     Only these target pixels contribute to the target losses; e_lo = 0, e_hi = 1 keeps all.
+    The entropy is clamped to [0, 1] first: a near-uniform float32 prediction over 19
+    classes sums to 1.0000001 and would otherwise fall out of the plain method's range.
     """
+    entropy = entropy.clamp(0.0, 1.0)
     return (entropy >= low) & (entropy <= high)
 
 

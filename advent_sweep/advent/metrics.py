@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor
 
@@ -31,7 +33,12 @@ class ConfusionMatrix:
         union = matrix.sum(0) + matrix.sum(1) - true_positive
         return torch.where(union > 0, true_positive / union.clamp(min=1), torch.full_like(union, float("nan")))
 
-    def mean_iou(self) -> float:
-        """mIoU = nan-mean of per-class IoU, so a class never seen nor predicted is left out."""
+    def mean_iou(self, classes: Sequence[int] | None = None) -> float:
+        """mIoU = nan-mean of per-class IoU, so a class never seen nor predicted is left out.
+
+        ``classes`` restricts the mean to those class indices (SYNTHIA's 13-class mIoU*).
+        """
         iou = self.per_class_iou()
+        if classes is not None:
+            iou = iou[list(classes)]
         return float(iou.nanmean()) if bool((~iou.isnan()).any()) else float("nan")

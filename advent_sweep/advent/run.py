@@ -20,9 +20,9 @@ from tqdm import tqdm
 
 from advent_sweep.advent.config import TrainConfig
 from advent_sweep.advent.trainer import Trainer
-from advent_sweep.storage import write_atomically
 from advent_sweep.data import DomainData
 from advent_sweep.errors import ConfigError
+from advent_sweep.storage import write_atomically
 
 CHECKPOINT, METRICS, CONFIG = "checkpoint.pt", "metrics.json", "config.yaml"
 

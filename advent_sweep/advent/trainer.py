@@ -66,6 +66,11 @@ class Trainer:
     ) -> None:
         if config.class_prior_mu > 0 and class_prior is None:
             raise ConfigError("class_prior_mu > 0 needs the source class prior p_s; pass class_prior")
+        if class_prior is not None and len(class_prior) != num_classes:
+            raise ConfigError(
+                f"class_prior has {len(class_prior)} entries but num_classes is {num_classes}; "
+                "p_s needs one entry per class"
+            )
         self.config = config
         self.num_classes = num_classes
         self.class_names = tuple(class_names) if class_names else tuple(str(c) for c in range(num_classes))
@@ -143,24 +148,24 @@ class Trainer:
 
     def train_step(self, source_images: Tensor, source_labels: Tensor, target_images: Tensor) -> dict[str, float]:
         """One iteration in the official order; returns this iteration's losses as floats."""
-        c = self.config
-        weight = {"seg": {"main": c.lambda_seg_main, "aux": c.lambda_seg_aux},
-                  "ent": {"main": c.lambda_ent_main, "aux": c.lambda_ent_aux},
-                  "adv": {"main": c.lambda_adv_main, "aux": c.lambda_adv_aux}}
+        config = self.config
+        weight = {"seg": {"main": config.lambda_seg_main, "aux": config.lambda_seg_aux},
+                  "ent": {"main": config.lambda_ent_main, "aux": config.lambda_ent_aux},
+                  "adv": {"main": config.lambda_adv_main, "aux": config.lambda_adv_aux}}
         for optimizer in self._optimizers:
             optimizer.zero_grad(set_to_none=True)
         self._set_discriminators_trainable(False)
-        found: dict[str, Tensor] = {}
+        step_losses: dict[str, Tensor] = {}
 
         # 1. supervised segmentation on source
         source_labels = source_labels.to(self.device, non_blocking=True)
         source_logits = self._predict(self._to_device(source_images))
         for level, logits in source_logits.items():
-            found[f"loss_seg_src_{level}"] = losses.segmentation_loss(logits, source_labels)
-        self._backward(sum(weight["seg"][lv] * found[f"loss_seg_src_{lv}"] for lv in source_logits))
+            step_losses[f"loss_seg_src_{level}"] = losses.segmentation_loss(logits, source_labels)
+        self._backward(sum(weight["seg"][level] * step_losses[f"loss_seg_src_{level}"] for level in source_logits))
 
-        if c.method == "source_only":
-            return self._finish(found)
+        if config.method == "source_only":
+            return self._finish(step_losses)
 
         # 2. target losses, discriminators frozen: MinEnt, AdvEnt (fool D: call target "source"), L_cp
         target_logits = self._predict(self._to_device(target_images))
@@ -169,45 +174,47 @@ class Trainer:
         for level, logits in target_logits.items():
             probabilities = F.softmax(logits, dim=1)
             information = losses.self_information_map(probabilities)
-            in_range = losses.entropy_range_mask(information.sum(dim=1).detach(), c.entropy_low, c.entropy_high)
+            in_range = losses.entropy_range_mask(information.sum(dim=1).detach(), config.entropy_low, config.entropy_high)
             target_maps[level] = information
-            if c.uses_entropy_loss:
-                found[f"loss_ent_trg_{level}"] = losses.entropy_loss(probabilities, in_range)
-                target_loss = target_loss + weight["ent"][level] * found[f"loss_ent_trg_{level}"]
-            if c.uses_discriminator:
+            if config.uses_entropy_loss:
+                step_losses[f"loss_ent_trg_{level}"] = losses.entropy_loss(probabilities, in_range)
+                target_loss = target_loss + weight["ent"][level] * step_losses[f"loss_ent_trg_{level}"]
+            if config.uses_discriminator:
                 masked = torch.where(in_range.unsqueeze(1), information, information.detach())
-                found[f"loss_adv_trg_{level}"] = losses.adversarial_loss(self.discriminators[level](masked), SOURCE_DOMAIN)
-                target_loss = target_loss + weight["adv"][level] * found[f"loss_adv_trg_{level}"]
-            if level == "main" and c.class_prior_mu > 0:
-                found["loss_class_prior"] = losses.class_ratio_prior_loss(probabilities, self.class_prior, c.class_prior_mu, in_range)
-                target_loss = target_loss + found["loss_class_prior"]
+                step_losses[f"loss_adv_trg_{level}"] = losses.adversarial_loss(self.discriminators[level](masked), SOURCE_DOMAIN)
+                target_loss = target_loss + weight["adv"][level] * step_losses[f"loss_adv_trg_{level}"]
+            if level == "main" and config.class_prior_mu > 0:
+                step_losses["loss_class_prior"] = losses.class_ratio_prior_loss(
+                    probabilities, self.class_prior, config.class_prior_mu, in_range
+                )
+                target_loss = target_loss + step_losses["loss_class_prior"]
         self._backward(target_loss)
 
         # 3. discriminators on detached maps: source → 0, target → 1, each loss halved
-        if c.uses_discriminator:
+        if config.uses_discriminator:
             self._set_discriminators_trainable(True)
             for level, discriminator in self.discriminators.items():
                 source_map = losses.self_information_map(F.softmax(source_logits[level].detach(), dim=1))
                 loss_source = losses.adversarial_loss(discriminator(source_map), SOURCE_DOMAIN) / 2
                 loss_target = losses.adversarial_loss(discriminator(target_maps[level].detach()), TARGET_DOMAIN) / 2
                 self._backward(loss_source + loss_target)
-                found[f"loss_d_{level}"] = loss_source + loss_target
-        return self._finish(found)
+                step_losses[f"loss_d_{level}"] = loss_source + loss_target
+        return self._finish(step_losses)
 
-    def _finish(self, found: dict[str, Tensor]) -> dict[str, float]:
+    def _finish(self, step_losses: dict[str, Tensor]) -> dict[str, float]:
         """Check for divergence before any weight moves, then step every optimizer and schedule."""
-        names = list(found)
-        values = torch.stack([found[n].detach().float() for n in names]).tolist()
-        step_losses = dict(zip(names, values))
+        names = list(step_losses)
+        values = torch.stack([step_losses[name].detach().float() for name in names]).tolist()
+        reported = dict(zip(names, values))
         if not all(math.isfinite(v) for v in values):
-            raise TrainingDiverged(self.iteration, step_losses)
+            raise TrainingDiverged(self.iteration, reported)
         for optimizer in self._optimizers:
             self.scaler.step(optimizer)
         self.scaler.update()
         for scheduler in self.schedulers:
             scheduler.step()
         self.iteration += 1
-        return step_losses
+        return reported
 
     def step(self) -> dict[str, float]:
         """Draw the next source and target batches and run one ``train_step``."""
@@ -218,11 +225,17 @@ class Trainer:
     def evaluate(self, data: Dataset | Iterable) -> dict[str, float]:
         """Target mIoU, per-class IoU (0–100) and mean normalised target entropy on ``data``.
 
+        SYNTHIA → Cityscapes (the 16-class protocol) adds ``target_miou_13``, the paper's mIoU*.
+
         Weights can turn non-finite in the update after the last finite loss; their predictions
         are no evaluation (argmax of NaN is class 0 everywhere), so a non-finite entropy raises
         TrainingDiverged instead of reporting an mIoU.
         """
-        loader = data if isinstance(data, (DataLoader, list)) else DataLoader(data, batch_size=self.config.eval_batch_size)
+        if isinstance(data, (DataLoader, list)):
+            loader = data
+        else:
+            loader = DataLoader(data, batch_size=self.config.eval_batch_size,
+                                num_workers=self.config.data.num_workers, pin_memory=self._cuda)
         self.segmenter.train(False)
         try:
             metrics = evaluate_segmenters([(self.forward, 1.0)], loader, self.num_classes, self.class_names,
@@ -254,6 +267,7 @@ class Trainer:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a ``state_dict()``: weights, optimizers, schedules, scaler, data order and RNGs."""
         self.iteration = state["iteration"]
         self.segmenter.load_state_dict(state["segmenter"])
         for level, d in self.discriminators.items():

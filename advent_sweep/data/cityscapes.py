@@ -19,6 +19,7 @@ from advent_sweep.data.labels import CITYSCAPES_IDS
 
 
 def cityscapes_label_name(image_name: str) -> str:
+    """The ``*_gtFine_labelIds.png`` name of a ``*_leftImg8bit.png`` image, as the official code forms it."""
     return image_name.replace("leftImg8bit", "gtFine_labelIds")
 
 

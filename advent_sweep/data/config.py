@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 SourceName = Literal["synthetic", "gta5", "synthia"]
 TargetName = Literal["synthetic", "cityscapes"]
@@ -40,12 +40,24 @@ class DataConfig(BaseModel):
     target_val_list: str | None = None
     target_split: str = "train"
     target_val_split: str = "val"
-    protocol: Literal[19, 16, 13] | None = None
+    protocol: Literal[19, 16] | None = None
     source_size: Size = (1280, 720)
     target_size: Size = (1024, 512)
     eval_size: Size = (1024, 512)
     synthetic: SyntheticConfig = SyntheticConfig()
     num_workers: int = Field(0, ge=0)
+
+    @field_validator("protocol", mode="before")
+    @classmethod
+    def _no_13_class_training(cls, protocol: object) -> object:
+        """The paper trains SYNTHIA on 16 classes and reads mIoU* off those predictions."""
+        if protocol == 13:
+            raise ValueError(
+                "13 is not a training protocol: SYNTHIA → Cityscapes trains one 16-class model, as the paper "
+                "does, and reports the 13-class mIoU* (the 16 less wall, fence, pole) from its predictions "
+                "as the metric target_miou_13; allowed: 16 for synthia, 19 for gta5, or leave it out"
+            )
+        return protocol
 
     @model_validator(mode="after")
     def _consistent_pair(self) -> "DataConfig":
@@ -55,7 +67,7 @@ class DataConfig(BaseModel):
             for field in ("source_root", "target_root"):
                 if getattr(self, field) is None:
                     raise ValueError(f"{field} is required for source {self.source!r} → target {self.target!r}")
-            allowed = {"gta5": (19,), "synthia": (16, 13)}[self.source]
+            allowed = {"gta5": (19,), "synthia": (16,)}[self.source]
             if self.protocol is not None and self.protocol not in allowed:
                 raise ValueError(f"protocol {self.protocol} is not defined for source {self.source!r}; allowed: {allowed}")
         elif self.protocol is not None:
@@ -64,7 +76,7 @@ class DataConfig(BaseModel):
 
     @property
     def resolved_protocol(self) -> int | None:
-        """Number of scored classes for real data (GTA5: 19, SYNTHIA: 16 unless 13 given)."""
+        """Number of trained and scored classes for real data (GTA5: 19, SYNTHIA: 16)."""
         if self.source == "synthetic":
             return None
         return self.protocol or {"gta5": 19, "synthia": 16}[self.source]

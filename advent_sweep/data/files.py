@@ -125,9 +125,11 @@ class LabelledImages(Dataset):
         return len(self.pairs)
 
     def image_path(self, index: int) -> Path:
+        """The image file of item ``index``."""
         return self.image_dir / self.pairs[index][0]
 
     def label_path(self, index: int) -> Path:
+        """The label file of item ``index``."""
         return self.label_dir / self.pairs[index][1]
 
     def load_label(self, index: int) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Label tables (dataset ids → Cityscapes train ids) and the 19/16/13-class protocols.
+"""Label tables (dataset ids → Cityscapes train ids), the 19/16-class protocols and mIoU*.
 
 Two kinds of "outside the table" are kept apart on purpose:
 
@@ -11,8 +11,10 @@ Two kinds of "outside the table" are kept apart on purpose:
 
 Protocols keep the 19-class Cityscapes order and drop classes, re-indexing the rest
 from 0, as the official SYNTHIA code of the ADVENT authors does (DADA's
-``synthia.py``): 16 classes drop terrain, truck and train; 13 drop wall, fence and
-pole as well. So under protocol 16, sky is class 9 and bicycle class 15.
+``synthia.py``): 16 classes drop terrain, truck and train. So under protocol 16, sky
+is class 9 and bicycle class 15. There is no 13-class training protocol: as in the
+paper, SYNTHIA → Cityscapes trains ONE 16-class model and scores its predictions on
+the 16 classes (mIoU) and on 13 of them (mIoU*: the 16 less wall, fence and pole).
 """
 
 from __future__ import annotations
@@ -36,8 +38,11 @@ CITYSCAPES_CLASS_NAMES = (
 PROTOCOL_TRAIN_IDS: dict[int, tuple[int, ...]] = {
     19: tuple(range(19)),
     16: tuple(i for i in range(19) if i not in (9, 14, 16)),
-    13: tuple(i for i in range(19) if i not in (3, 4, 5, 9, 14, 16)),
 }
+
+# SYNTHIA's mIoU* (the paper's 13-class score): the 16-class protocol's train ids less wall, fence, pole.
+MIOU_13_TRAIN_IDS: tuple[int, ...] = tuple(i for i in PROTOCOL_TRAIN_IDS[16] if i not in (3, 4, 5))
+MIOU_13_CLASS_NAMES: tuple[str, ...] = tuple(CITYSCAPES_CLASS_NAMES[i] for i in MIOU_13_TRAIN_IDS)
 
 
 def protocol_class_names(protocol: int) -> tuple[str, ...]:

@@ -224,6 +224,7 @@ class SyntheticScenes(Dataset):
         return self.images[index].float().div_(255.0), self.labels[index].long()
 
     def load_label(self, index: int) -> np.ndarray:
+        """The label map of item ``index`` as uint8 class indices, like LabelledImages.load_label."""
         return self.labels[index].numpy()
 
 

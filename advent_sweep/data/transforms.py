@@ -3,7 +3,7 @@
 The official ADVENT code resizes the whole image (never crops): PIL bicubic for the
 image, PIL nearest for the label, no flip, no other augmentation. It then converts
 RGB → BGR and subtracts the Caffe mean; here that step belongs to the model (see
-CONTRACTS), so images leave this module as RGB floats in [0, 1].
+DESIGN.md, "Official input pipeline"), so images leave this module as RGB floats in [0, 1].
 """
 
 from __future__ import annotations

@@ -89,6 +89,7 @@ class DeepLabV2(nn.Module):
         return (images * self.input_scale - self.input_mean) / self.input_std
 
     def forward(self, images: Tensor) -> tuple[Tensor | None, Tensor]:
+        """RGB in [0, 1], N×3×H×W → (aux logits or None, main logits) at output stride 8 (321 → 41)."""
         aux_features, main_features = self.backbone(self.normalize(images))
         aux = self.aux_head(aux_features) if self.aux_head is not None else None
         return aux, self.main_head(main_features)

@@ -15,7 +15,7 @@ CHANNELS = (64, 128, 256, 512)
 def build_discriminator(num_classes: int) -> nn.Module:
     """D: C→64→128→256→512→1 channels, 4×4 convs stride 2 padding 1, LeakyReLU(0.2) between.
 
-    Input: the C-channel map I_x = −P_x·log P_x (one per output level); output: one
+    Input: the C-channel map I_x = −P_x·log2(P_x)/log2(C) (one per output level); output: one
     logit per patch, fed to BCE-with-logits (source 0, target 1).
 
     >>> d = build_discriminator(19)

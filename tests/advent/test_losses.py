@@ -35,6 +35,15 @@ def test_entropy_range_mask_selects_exactly_the_pixels_in_range():
     assert losses.entropy_range_mask(entropy, 0.0, 1.0).all()
 
 
+def test_full_range_keeps_a_near_uniform_float32_prediction():
+    # softmax of equal logits over 19 classes: float32 rounding sums the entropy to 1.0000001 (here)
+    entropy = losses.entropy_map(torch.softmax(torch.zeros(1, 19, 4, 4), dim=1))
+    assert entropy.dtype == torch.float32 and entropy.max().item() > 1.0
+    assert losses.entropy_range_mask(entropy, 0.0, 1.0).sum().item() == 16
+    assert losses.entropy_range_mask(entropy, 0.5, 1.0).sum().item() == 16
+    assert losses.entropy_range_mask(entropy, 0.0, 0.9).sum().item() == 0
+
+
 def test_entropy_loss_averages_only_in_range_pixels():
     uniform = torch.full((1, 2, 1, 1), 0.5)  # entropy 1
     confident = torch.tensor([1.0, 0.0]).view(1, 2, 1, 1)  # entropy 0

@@ -1,9 +1,12 @@
 import io
+import math
 
 import pytest
 import torch
+from torch import nn
 
 from advent_sweep.advent.trainer import Trainer
+from advent_sweep.data.labels import MIOU_13_CLASS_NAMES, protocol_class_names
 from advent_sweep.errors import ConfigError, TrainingDiverged
 from tests.advent.conftest import NUM_CLASSES
 
@@ -74,7 +77,6 @@ def test_exact_resume_equals_straight_run(tiny_config, tiny_domains):
     buffer = io.BytesIO()
     torch.save(first.state_dict(), buffer)
     buffer.seek(0)
-    torch.manual_seed(12345)  # a fresh process would not share the RNG state
     resumed = make_trainer(config, tiny_domains, class_prior=prior)
     resumed.load_state_dict(torch.load(buffer, weights_only=False))
     for _ in range(3):
@@ -121,15 +123,57 @@ def test_class_prior_is_required_when_mu_is_positive(tiny_config, tiny_domains):
         make_trainer(tiny_config(class_prior_mu=0.3), tiny_domains)
 
 
+def test_class_prior_needs_one_entry_per_class(tiny_config, tiny_domains):
+    with pytest.raises(ConfigError, match="class_prior has 3 entries but num_classes is 4"):
+        make_trainer(tiny_config(class_prior_mu=0.3), tiny_domains, class_prior=[0.5, 0.25, 0.25])
+
+
+class ConstantLogit(nn.Module):
+    """A stub D that answers the logit x on a 2×2 patch grid for any map (the map's gradient still flows)."""
+
+    def __init__(self, logit: float) -> None:
+        super().__init__()
+        self.logit = logit
+
+    def forward(self, maps: torch.Tensor) -> torch.Tensor:
+        return self.logit + 0 * maps[:, :1, :2, :2]
+
+
+def test_adversarial_losses_use_source_0_target_1_and_halve_d(tiny_config, tiny_domains):
+    """With D ≡ x: the segmenter fools D into "source" (label 0): BCE = softplus(x) = ln(1 + e^x);
+    D's loss is (BCE(x, 0) + BCE(x, 1)) / 2 = (softplus(x) + softplus(−x)) / 2. For x = 0.7:
+    softplus(0.7) = ln(3.0137527) = 1.1031860, softplus(−0.7) = 1.1031860 − 0.7 = 0.4031860."""
+    trainer = make_trainer(tiny_config(method="advent", multi_level=False), tiny_domains)
+    trainer.discriminators["main"] = ConstantLogit(0.7)
+    source, target = tiny_domains
+    step_losses = trainer.train_step(source.tensors[0][:2], source.tensors[1][:2], target.tensors[0][:2])
+    assert step_losses["loss_adv_trg_main"] == pytest.approx(1.1031860, rel=1e-6)
+    assert step_losses["loss_d_main"] == pytest.approx((1.1031860 + 0.4031860) / 2, rel=1e-6)
+
+
+def test_synthia_16_classes_also_report_miou_13(tiny_config, tiny_domains):
+    """mIoU* comes from the same 16-class predictions: the nan-mean of the 13 classes' IoU."""
+    names = protocol_class_names(16)
+    source, target = tiny_domains
+    trainer = Trainer(tiny_config(method="source_only"), source, target, num_classes=16, class_names=names)
+    metrics = trainer.evaluate(target)
+    counted = [metrics[f"iou.{name}"] for name in MIOU_13_CLASS_NAMES if not math.isnan(metrics[f"iou.{name}"])]
+    assert counted and metrics["target_miou_13"] == pytest.approx(sum(counted) / len(counted))
+    assert "target_miou_13" not in make_trainer(tiny_config(method="source_only"), tiny_domains).evaluate(target)
+
+
 @pytest.mark.parametrize("method", ["source_only", "advent"])
-def test_small_backbone_loss_falls_and_evaluates(tiny_config, tiny_domains, method):
+def test_small_backbone_learns_the_target_too(tiny_config, tiny_domains, method):
+    """Measured (resnet18, CPU, 1 or all threads): target mIoU 9.8 untrained → 36.5–42.2 (source_only) /
+    47.6–51.6 (advent) after 40 steps; target entropy 0.99 → 0.04 / 0.10–0.11; source CE falls 7- to 20-fold."""
     trainer = make_trainer(tiny_config(method=method, lr=2e-2), tiny_domains)
+    untrained = trainer.evaluate(tiny_domains[1])
     first = [trainer.step()["loss_seg_src_main"] for _ in range(5)]
     for _ in range(30):
         trainer.step()
     last = [trainer.step()["loss_seg_src_main"] for _ in range(5)]
-    assert sum(last) / 5 < 0.7 * sum(first) / 5
-    metrics = trainer.evaluate(tiny_domains[1])
-    assert 0.0 <= metrics["target_miou"] <= 100.0
-    assert 0.0 <= metrics["target_entropy"] <= 1.0
-    assert {f"iou.{c}" for c in range(NUM_CLASSES)} <= set(metrics)
+    assert sum(last) / 5 < 0.3 * sum(first) / 5
+    trained = trainer.evaluate(tiny_domains[1])
+    assert trained["target_miou"] > untrained["target_miou"] + 20.0
+    assert trained["target_entropy"] < 0.3 * untrained["target_entropy"]
+    assert {f"iou.{c}" for c in range(NUM_CLASSES)} <= set(trained)
