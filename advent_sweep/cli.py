@@ -10,13 +10,50 @@ from __future__ import annotations
 import argparse
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from advent_sweep import __version__
 from advent_sweep.errors import InputError
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def _int_at_least(low: int) -> Callable[[str], int]:
+    """An argparse type: an int >= ``low``; argparse names the flag and exits 2 otherwise."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < low:
+            raise argparse.ArgumentTypeError(f"allowed: an integer >= {low} (got {text!r})")
+        return value
+
+    return parse
+
+
+def _blocking_file(path: Path) -> Path | None:
+    """The first of ``path`` and its parents that exists, if it is not a folder (so no folder can be made there)."""
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            return None if candidate.is_dir() else candidate
+    return None
+
+
+def _check_output_folder(flag: str, path: Path) -> None:
+    """``path`` must be a folder or creatable as one."""
+    blocking = _blocking_file(path)
+    if blocking is not None:
+        raise InputError(f"{flag} {path}: {blocking} is a file; allowed: a folder, or a path where one can be created")
+
+
+def _check_output_file(flag: str, path: Path) -> None:
+    """``path`` must be a file (new or replaced), not a folder, in a folder that exists or can be created."""
+    if path.is_dir():
+        raise InputError(f"{flag} {path}: is a folder; allowed: a file path such as {path / 'best.yaml'}")
+    _check_output_folder(flag, path.parent)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -26,6 +63,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     config = TrainConfig.from_yaml(args.config)
     output = Path(args.output) if args.output else Path("runs") / Path(args.config).stem
+    _check_output_folder("--output", output)
     data = build_domain_data(config.data, cache_dir=output.parent / ".advent-sweep-cache")
     result = train_to_end(config, data, output, resume=args.resume, progress=not args.quiet)
     chosen = result["selection"]
@@ -40,7 +78,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from advent_sweep.sweep.spec import SweepSpec
 
     spec = SweepSpec.from_yaml(args.space)
-    if args.storage:
+    if args.storage is not None:
         spec = spec.with_storage(args.storage)
     print(spec.describe())
     return EXIT_OK
@@ -51,8 +89,10 @@ def cmd_launch(args: argparse.Namespace) -> int:
     from advent_sweep.sweep.spec import SweepSpec
 
     spec = SweepSpec.from_yaml(args.space)
-    if args.storage:
+    if args.storage is not None:
         spec = spec.with_storage(args.storage)
+    if "://" not in spec.storage:
+        _check_output_folder("--storage" if args.storage is not None else "storage", Path(spec.storage))
     if args.dry_run:
         data = prepare(spec, args.resume)
         print(spec.describe())
@@ -71,25 +111,34 @@ def cmd_launch(args: argparse.Namespace) -> int:
     if outcome.interrupted:
         print(f"interrupted: continue with advent-sweep launch {args.space} --resume" + (f" --storage {args.storage}" if args.storage else ""))
         return EXIT_FAILURE
-    print(f"next: advent-sweep best {outcome.folder} -o best.yaml ; advent-sweep analyze {outcome.folder}")
+    local = outcome.folder
+    if "://" in local:  # the analysis reads local folders
+        local = Path(outcome.folder).name
+        print(f"copy the results to a local folder first, e.g. {local} (aws s3 sync / gcloud storage rsync -r)")
+    print(f"next: advent-sweep best {local} -o best.yaml ; advent-sweep analyze {local}")
     return EXIT_OK
 
 
 def cmd_best(args: argparse.Namespace) -> int:
     from advent_sweep.analysis import export_best, format_top, load_results
 
+    output = Path(args.output or "best.yaml") if args.output or not args.top else None
+    if output is not None:
+        _check_output_file("--output", output)
     results = load_results(args.results, progress=True)
     options = dict(metric=args.metric, mode=args.mode, rule=args.rule, min_iterations=args.min_iterations)
     if args.top:
         print(format_top(results, args.top, **options))
-    if args.output or not args.top:
-        print(export_best(results, args.output or "best.yaml", **options))
+    if output is not None:
+        print(export_best(results, output, **options))
     return EXIT_OK
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
     from advent_sweep.analysis import analyze
 
+    if args.output is not None:
+        _check_output_folder("--output", Path(args.output))
     report = analyze(args.results, args.output, metric=args.metric, rule=args.rule, min_iterations=args.min_iterations)
     print(f"report: {report}")
     return EXIT_OK
@@ -126,8 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
     best.add_argument("--mode", choices=["max", "min"], help="default: the sweep's mode")
     best.add_argument("--rule", choices=["best", "last", "min_entropy"], default="best",
                       help="each trial's best report, its last one, or its lowest-target-entropy one (label-free)")
-    best.add_argument("--min-iterations", type=int, default=0, help="ignore reports (and trials) before this trainer iteration")
-    best.add_argument("--top", type=int, help="print the K best trials as a table")
+    best.add_argument("--min-iterations", type=_int_at_least(0), default=0,
+                      help="ignore reports (and trials) before this trainer iteration")
+    best.add_argument("--top", type=_int_at_least(1), help="print the K best trials as a table")
     best.add_argument("--output", "-o", help="where to write the config (default best.yaml, unless only --top is given)")
     best.set_defaults(handler=cmd_best)
 
@@ -136,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--output", "-o", help="output folder (default: RESULTS/analysis)")
     analyze.add_argument("--metric", help="metric column (default: the sweep's metric)")
     analyze.add_argument("--rule", choices=["best", "last", "min_entropy"], default="best")
-    analyze.add_argument("--min-iterations", type=int, default=0)
+    analyze.add_argument("--min-iterations", type=_int_at_least(0), default=0)
     analyze.set_defaults(handler=cmd_analyze)
     return parser
 

@@ -122,3 +122,50 @@ def test_best_and_analyze_on_a_folder_without_results_exit_2(tmp_path, capsys):
     assert main(["best", str(tmp_path)]) == 2
     assert main(["analyze", str(tmp_path / "missing")]) == 2
     assert str(tmp_path) in capsys.readouterr().err
+
+
+def exit_code(argv: list[str]) -> int:
+    """main's return value, or the code argparse exits with for a bad flag value."""
+    try:
+        return main(argv)
+    except SystemExit as stop:
+        return stop.code
+
+
+BAD_PATHS_AND_VALUES = {
+    "best -o an existing folder": (["best", "{results}", "-o", "{tmp}/folder"], "--output {tmp}/folder: is a folder"),
+    "best -o under a file": (["best", "{results}", "-o", "{tmp}/file.txt/x.yaml"], "{tmp}/file.txt is a file"),
+    "analyze -o a file": (["analyze", "{results}", "-o", "{tmp}/file.txt"], "--output {tmp}/file.txt: {tmp}/file.txt is a file"),
+    "train --output a file": (["train", "{config}", "--output", "{tmp}/file.txt", "--quiet"], "--output {tmp}/file.txt: {tmp}/file.txt is a file"),
+    "launch --storage a file": (["launch", "{space}", "--dry-run", "--storage", "{tmp}/file.txt"], "--storage {tmp}/file.txt: {tmp}/file.txt is a file"),
+    "launch --storage empty": (["launch", "{space}", "--dry-run", "--storage", ""], "storage: expected a non-empty string"),
+    "validate a non-UTF-8 YAML": (["validate", "{tmp}/latin1.yaml"], "latin1.yaml: not UTF-8 text (byte 9)"),
+    "best --top -2": (["best", "{results}", "--top", "-2"], "argument --top: allowed: an integer >= 1 (got '-2')"),
+    "best --top 0": (["best", "{results}", "--top", "0"], "argument --top: allowed: an integer >= 1 (got '0')"),
+    "best --min-iterations -1": (["best", "{results}", "--min-iterations", "-1"], "argument --min-iterations: allowed: an integer >= 0"),
+    "analyze --min-iterations -1": (["analyze", "{results}", "--min-iterations", "-1"], "argument --min-iterations: allowed: an integer >= 0"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_PATHS_AND_VALUES))
+def test_bad_paths_and_flag_values_exit_2_naming_them_and_write_nothing(tmp_path, capsys, case):
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "file.txt").write_text("keep")
+    (tmp_path / "latin1.yaml").write_bytes("name: caf\xe9\n".encode("latin-1"))
+    space = {"name": "paths", "storage": str(tmp_path / "storage"), "data": TINY_RUN["data"],
+             "trainer": {"backbone": "resnet18", "iterations": 10, "poly_horizon": 10, "eval_interval": 5},
+             "space": {"lr": {"type": "float", "low": 1e-3, "high": 1e-2}}, "num_samples": 2, "max_concurrent": 1}
+    places = {"tmp": str(tmp_path), "results": str(tmp_path / "results"), "config": str(write_yaml(tmp_path / "run.yaml", TINY_RUN)),
+              "space": str(write_yaml(tmp_path / "space.yaml", space))}
+    before = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
+    argv, message = BAD_PATHS_AND_VALUES[case]
+
+    assert exit_code([arg.format(**places) for arg in argv]) == 2
+    assert message.format(**places) in capsys.readouterr().err
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == before
+    assert (tmp_path / "file.txt").read_text() == "keep"
+
+
+def test_best_on_a_uri_says_to_copy_the_sweep_first(capsys):
+    assert main(["best", "s3://bucket/sweeps/quickstart"]) == 2
+    assert "s3://bucket/sweeps/quickstart: a URI; the analysis reads local folders" in capsys.readouterr().err

@@ -6,6 +6,7 @@ files are checked with the validation `ray up` itself runs before it touches a c
 
 from __future__ import annotations
 
+import argparse
 import copy
 import json
 import re
@@ -19,16 +20,24 @@ import pytest
 import ray
 import yaml
 
+from advent_sweep.cli import build_parser
+
 CLUSTER = Path(__file__).resolve().parents[1] / "cluster"
 LAUNCHER_FILES = ["aws.yaml", "gcp.yaml"]
 YAML_FILES = sorted(p.name for p in CLUSTER.glob("*.yaml")) + sorted(
     p.name for p in CLUSTER.glob("*.yml")
 )
 
-# `advent-sweep launch SPACE.yaml [--address auto|HOST:PORT] [--storage DIR_OR_URI]
-#  [--resume] [--dry-run]`
-LAUNCH_FLAGS = {"--address", "--storage", "--resume", "--dry-run"}
-FLAGS_WITH_VALUE = {"--address", "--storage"}
+
+
+def _launch_options() -> dict[str, bool]:
+    """Every option string of `advent-sweep launch`, read from the CLI's own parser: takes a value?"""
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    launch = commands.choices["launch"]
+    return {flag: action.nargs != 0 for action in launch._actions for flag in action.option_strings}
+
+
+LAUNCH_OPTIONS = _launch_options()
 # Templates that must show how the sweep is started.
 FILES_THAT_LAUNCH = ["aws.yaml", "gcp.yaml", "kuberay.yaml", "slurm.sh", "README.md"]
 
@@ -232,25 +241,42 @@ def test_slurm_script_starts_and_stops_its_own_ray_nodes():
 # -- advent-sweep command lines ---------------------------------------------------------
 
 
+def launch_problems(args: list[str]) -> list[str]:
+    """What is wrong with one `advent-sweep launch` argument list: unknown flags, flags without a value,
+    not exactly one SPACE.yaml."""
+    problems, positional = [], []
+    tokens = iter(args)
+    for token in tokens:
+        if not token.startswith("-"):
+            positional.append(token)
+            continue
+        flag = token.split("=", 1)[0]
+        if flag not in LAUNCH_OPTIONS:
+            problems.append(f"unknown flag {flag}")
+        elif LAUNCH_OPTIONS[flag] and "=" not in token and not next(tokens, "").strip():
+            problems.append(f"{flag} without value")
+    if len(positional) != 1:
+        problems.append(f"expected one SPACE.yaml, got {positional}")
+    return problems
+
+
 @pytest.mark.parametrize("name", sorted(p.name for p in CLUSTER.iterdir() if p.is_file()))
 def test_advent_sweep_commands_use_only_known_flags(name):
     commands = launch_commands((CLUSTER / name).read_text())
     if name in FILES_THAT_LAUNCH:
         assert commands, f"{name} shows no `advent-sweep launch` command"
     for args in commands:
-        positional = []
-        tokens = iter(args)
-        for token in tokens:
-            if token.startswith("-"):
-                flag = token.split("=", 1)[0]
-                assert flag in LAUNCH_FLAGS, f"{name}: unknown flag {flag} in {args}"
-                if flag in FLAGS_WITH_VALUE and "=" not in token:
-                    assert next(tokens, "").strip(), f"{name}: {flag} without value"
-            else:
-                positional.append(token)
-        assert len(positional) == 1, f"{name}: expected one SPACE.yaml in {args}"
+        assert launch_problems(args) == [], f"{name}: {args}"
 
 
-def test_launch_command_parser_catches_unknown_flags():
+def test_launch_flags_come_from_the_parser():
+    assert {"--address", "--storage", "--resume", "--dry-run"} <= set(LAUNCH_OPTIONS)
+    assert (LAUNCH_OPTIONS["--storage"], LAUNCH_OPTIONS["--resume"]) == (True, False)
+
+
+def test_launch_checker_catches_bad_command_lines():
     (args,) = launch_commands("advent-sweep launch s.yaml --storge /x --address auto")
-    assert "--storge" in args and "--storge" not in LAUNCH_FLAGS
+    assert launch_problems(args) == ["unknown flag --storge", "expected one SPACE.yaml, got ['s.yaml', '/x']"]
+    assert launch_problems(["s.yaml", "--resume"]) == []
+    assert launch_problems(["s.yaml", "--storage"]) == ["--storage without value"]
+    assert launch_problems(["a.yaml", "b.yaml"]) == ["expected one SPACE.yaml, got ['a.yaml', 'b.yaml']"]

@@ -71,8 +71,12 @@ class SweepResults:
 def load_results(path: str | Path, progress: bool = False) -> SweepResults:
     """Read a sweep folder (``<storage>/<name>/``) or a folder of sweep folders (e.g. the storage).
 
-    ``progress`` prints a progress line to stderr while the part files are read.
+    ``progress`` prints a progress line to stderr while the part files are read. The folder is
+    local: copy a sweep from object storage (s3://, gs://) first.
     """
+    if "://" in str(path):
+        raise ResultsError(f"{path}: a URI; the analysis reads local folders: copy the sweep folder to a local disk first "
+                           "(aws s3 sync, gcloud storage rsync -r), or read its Parquet files with pyarrow/pandas directly")
     path = Path(path)
     if not path.exists():
         raise ResultsError(f"{path}: no such folder")

@@ -8,16 +8,25 @@ opens no port to the network.
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import pyarrow.fs as pafs
+
 from advent_sweep.data import DomainData, build_domain_data
+from advent_sweep.data.labels import protocol_class_names
 from advent_sweep.errors import ConfigError
 from advent_sweep.storage import filesystem_and_path
 from advent_sweep.sweep.spec import SweepSpec
 
+# Read by Ray once, when ``ray`` is first imported: "0" keeps an embedded Ray on 127.0.0.1.
 LOOPBACK_ONLY = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+# What Tuner.restore needs (Ray's tuner.pkl), and what the sink and launch write into a sweep folder.
+TUNER_STATE = "tuner.pkl"
+SWEEP_FILES = (TUNER_STATE, "sweep.json", "trials.parquet", "reports")
 
 
 @dataclass(frozen=True)
@@ -34,7 +43,11 @@ class SweepOutcome:
 
     @property
     def interrupted(self) -> bool:
-        """Trials left running: the sweep was stopped (Ctrl-C, SIGUSR1) and can be resumed."""
+        """Trials left running: the sweep was stopped (Ctrl-C, SIGUSR1) and can be resumed.
+
+        Trials marked ``lost`` (seen starting before a driver crash, unknown to Ray's saved
+        state) do not count: a resume cannot bring them back.
+        """
         return self.statuses.get("running", 0) > 0
 
 
@@ -44,20 +57,76 @@ def _cache_dir(spec: SweepSpec) -> str:
 
 
 def check_sweep_folder(spec: SweepSpec, resume: bool) -> None:
-    """A new sweep must not overwrite another; a resumed one must exist."""
-    from ray import tune
+    """A new sweep must not mix into another's folder; a resumed one must exist and keep its spec.
 
-    exists = tune.Tuner.can_restore(spec.folder)
-    if resume and not exists:
-        raise ConfigError(f"--resume: no sweep to resume at {spec.folder} (check name and --storage)")
-    if not resume and exists:
-        raise ConfigError(f"{spec.folder}: a sweep named {spec.name!r} exists there; pass --resume to continue it, or change name/--storage")
+    Read with pyarrow, not Ray: importing Ray here would fix its network settings before
+    :func:`launch` chooses them.
+    """
+    filesystem, root = filesystem_and_path(spec.folder)
+    found = [name for name in SWEEP_FILES if filesystem.get_file_info(f"{root}/{name}").type != pafs.FileType.NotFound]
+    if not resume and found:
+        raise ConfigError(
+            f"{spec.folder}: a sweep named {spec.name!r} exists there ({', '.join(found)}); "
+            "pass --resume to continue it, or change name/--storage"
+        )
+    if resume and TUNER_STATE not in found:
+        raise ConfigError(f"--resume: no sweep to resume at {spec.folder} (no {TUNER_STATE}; check name and --storage)")
+    if resume:
+        _check_same_spec(spec, filesystem, f"{root}/sweep.json")
+
+
+def _check_same_spec(spec: SweepSpec, filesystem: pafs.FileSystem, path: str) -> None:
+    """Ray restores the searcher, scheduler and sink of the saved spec: a resumed sweep must use that spec."""
+    try:
+        with filesystem.open_input_stream(path) as stream:
+            saved = json.loads(stream.read())["spec"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ConfigError(f"--resume: {spec.folder}/sweep.json cannot be read ({error}), so the spec to resume is unknown") from None
+    current = json.loads(json.dumps(spec.model_dump(mode="json")))
+    differ = [field for field in _changed_fields(saved, current) if field != "storage"]
+    if differ:
+        raise ConfigError(
+            f"--resume: the space.yaml differs from the one sweep {spec.name!r} was started with, in: {', '.join(differ)}; "
+            "a resumed sweep continues with its saved searcher and scheduler, so undo these changes, "
+            "or start a new sweep under another name"
+        )
+
+
+def _changed_fields(saved: Any, current: Any, prefix: str = "") -> list[str]:
+    """The dotted paths at which two JSON values differ."""
+    if isinstance(saved, dict) and isinstance(current, dict):
+        return [
+            field
+            for key in sorted(set(saved) | set(current))
+            for field in _changed_fields(saved.get(key), current.get(key), f"{prefix}{key}.")
+        ]
+    return [] if saved == current else [prefix.rstrip(".") or "(whole spec)"]
+
+
+def reported_metrics(class_names: Sequence[str]) -> list[str]:
+    """The metrics a trial on data with these classes reports, that a sweep may optimise."""
+    names = ["target_miou", "target_entropy"]
+    if tuple(class_names) == protocol_class_names(16):
+        names.append("target_miou_13")  # SYNTHIA → Cityscapes: mIoU* on 13 of the 16 classes
+    return names + [f"iou.{name}" for name in class_names]
+
+
+def check_metric(spec: SweepSpec, data: DomainData) -> None:
+    """The spec's metric must be one the trials on ``data`` report (its class names decide the iou.* ones)."""
+    allowed = reported_metrics(data.class_names)
+    if spec.metric not in allowed:
+        raise ConfigError(
+            f"metric: {spec.metric!r} is not reported by trials on {spec.data.source} → {spec.data.target} data; "
+            f"allowed: {', '.join(allowed)}"
+        )
 
 
 def prepare(spec: SweepSpec, resume: bool) -> DomainData:
-    """Check the sweep folder and build (validate) the data, before Ray starts."""
+    """Check the sweep folder, build (validate) the data and check the metric against it, before Ray starts."""
     check_sweep_folder(spec, resume)
-    return build_domain_data(spec.data, cache_dir=_cache_dir(spec))
+    data = build_domain_data(spec.data, cache_dir=_cache_dir(spec))
+    check_metric(spec, data)
+    return data
 
 
 def _start_ray(address: str | None) -> bool:
@@ -91,7 +160,8 @@ def _tuner(spec: SweepSpec, data: DomainData, resume: bool) -> Any:
         return tune.Tuner.restore(spec.folder, trainable, resume_unfinished=True, resume_errored=True)
     write_sweep_metadata(spec.folder, spec.name, spec.metric, spec.mode, spec.model_dump(mode="json"))
     sink = ParquetResultSink(
-        spec.folder, spec.name, spec.metric, spec.mode, data.class_names, spec.train_config, spec.base_config.iterations
+        spec.folder, spec.name, spec.metric, spec.mode, data.class_names, spec.train_config,
+        spec.scheduler.max_t or spec.base_config.iterations,
     )
     return tune.Tuner(
         trainable,
@@ -117,6 +187,7 @@ def launch(spec: SweepSpec, address: str | None = None, resume: bool = False, da
         data = prepare(spec, resume)
     else:
         check_sweep_folder(spec, resume)
+        check_metric(spec, data)
     started_ray = _start_ray(address)
     try:
         _tuner(spec, data, resume).fit()

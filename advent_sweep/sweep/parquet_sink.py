@@ -5,6 +5,10 @@ since the last one) and ``<sweep>/trials.parquet`` is rewritten whole; each file
 written under a dot-name and renamed into place, so readers never see half a file
 (pyarrow datasets skip dot-files). On setup the sink reads back what is on disk, so a
 trial retried from its checkpoint or a resumed sweep adds no duplicate (trial, iteration).
+
+A trial's status: running, completed (reached the scheduler's max_t), stopped (by ASHA
+before it), failed, diverged, or lost (seen starting before a driver crash that Ray's
+saved experiment state does not know, so a resume cannot continue it).
 """
 
 from __future__ import annotations
@@ -42,14 +46,16 @@ class ParquetResultSink(Callback):
         mode: str,
         class_names: Sequence[str],
         train_config: Callable[[dict[str, Any]], TrainConfig],
-        max_iterations: int,
+        max_t: int,
     ) -> None:
+        """``max_t``: the iteration a trial may reach (ASHA's max_t, else trainer.iterations); a trial
+        that ends before it was stopped by the scheduler."""
         self.sweep_uri = sweep_uri.rstrip("/")
         self.sweep_name = sweep_name
         self.metric, self.mode = metric, mode
         self.class_names = tuple(class_names)
         self.train_config = train_config
-        self.max_iterations = max_iterations
+        self.max_t = max_t
         self._pending: list[dict[str, Any]] = []
         self._written: set[tuple[str, int]] = set()
         self._trials: dict[str, dict[str, Any]] = {}
@@ -72,7 +78,7 @@ class ParquetResultSink(Callback):
 
     # -- Tune events -----------------------------------------------------------------------
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._trial_row(trial)["status"] = "running"
+        self._trial_row(trial).update(status="running", error=None)
         self._trials_dirty = True
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
@@ -98,13 +104,13 @@ class ParquetResultSink(Callback):
         self._reports.setdefault(trial.trial_id, []).append(report)
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._trial_row(trial)["status"] = "running"
+        self._trial_row(trial).update(status="running", error=None)
         self._trials_dirty = True
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         row = self._trial_row(trial)
         if row["status"] != "diverged":
-            row["status"] = "completed" if (row["iterations"] or 0) >= self.max_iterations else "stopped"
+            row["status"] = "completed" if (row["iterations"] or 0) >= self.max_t else "stopped"
         self._flush()
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
@@ -118,6 +124,10 @@ class ParquetResultSink(Callback):
             self._flush()
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
+        known = {trial.trial_id for trial in trials}
+        for trial_id, row in self._trials.items():
+            if row["status"] == "running" and trial_id not in known:
+                row["status"] = "lost"
         self._flush()
 
     # -- rows ------------------------------------------------------------------------------
@@ -134,7 +144,7 @@ class ParquetResultSink(Callback):
             }
             self._trials[trial.trial_id] = row
         checkpoint = trial.checkpoint
-        row["checkpoint_path"] = checkpoint.path if checkpoint else row.get("checkpoint_path")
+        row["checkpoint_path"] = self._checkpoint_uri(checkpoint.path) if checkpoint else row.get("checkpoint_path")
         row.update(self._summary(trial.trial_id))
         return row
 
@@ -152,6 +162,12 @@ class ParquetResultSink(Callback):
             summary[f"{prefix}_value"] = chosen[self.metric] if chosen else None
             summary[f"{prefix}_iteration"] = chosen["iteration"] if chosen else None
         return summary
+
+    def _checkpoint_uri(self, path: str) -> str:
+        """Ray's checkpoint path is relative to its filesystem: put back the sweep's scheme (s3://, gs://)."""
+        if "://" in path or "://" not in self.sweep_uri:
+            return path
+        return f"{self.sweep_uri.split('://', 1)[0]}://{path}"
 
     @staticmethod
     def _error_text(trial: Any) -> str | None:

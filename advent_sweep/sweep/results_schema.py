@@ -16,12 +16,12 @@ from advent_sweep.advent.config import TrainConfig
 
 SCHEMA_VERSION = 1
 SCHEMA_METADATA = {b"advent_sweep.schema_version": str(SCHEMA_VERSION).encode()}
-TRIAL_STATUSES = ("running", "completed", "stopped", "failed", "diverged")
 LOSS_COLUMNS = (
     "loss_seg_src_main", "loss_seg_src_aux", "loss_ent_trg_main", "loss_ent_trg_aux", "loss_adv_trg_main",
     "loss_adv_trg_aux", "loss_d_main", "loss_d_aux", "loss_class_prior",
 )
-METRIC_COLUMNS = ("target_miou", "target_entropy", *LOSS_COLUMNS, "iterations_per_s")
+# target_miou_13 (SYNTHIA's mIoU*) is null for data that does not report it.
+METRIC_COLUMNS = ("target_miou", "target_miou_13", "target_entropy", *LOSS_COLUMNS, "iterations_per_s")
 _ARROW_TYPES = {bool: pa.bool_(), int: pa.int64(), float: pa.float64(), str: pa.string()}
 
 

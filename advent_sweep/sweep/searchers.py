@@ -16,7 +16,6 @@ Nothing here starts Ray: building the searcher and scheduler needs no ``ray.init
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 from typing import Any, Callable
 
 import optuna
@@ -56,11 +55,6 @@ class DefineByRun:
         if isinstance(param, FloatParam):
             return trial.suggest_float(name, low, high, log=param.log, step=param.step)
         return trial.suggest_int(name, low, high, step=param.step, log=param.log)
-
-
-def define_by_run(spec: SweepSpec) -> Callable[[optuna.Trial], dict[str, Any] | None]:
-    """The define-by-run function OptunaSearch calls for each new trial (see :class:`DefineByRun`)."""
-    return DefineByRun(spec)
 
 
 def _startup(spec: SweepSpec) -> dict[str, int]:
@@ -120,39 +114,19 @@ def build_sampler(spec: SweepSpec) -> optuna.samplers.BaseSampler:
     return SAMPLERS[spec.searcher.sampler](spec)
 
 
-def study_storage_from(location: str | Path) -> optuna.storages.BaseStorage:
-    """An Optuna storage optuna-dashboard can open: a database URL (``sqlite:///study.db``)
-    or a journal file path (``study.log``)."""
-    location = str(location)
-    if "://" in location:
-        return optuna.storages.RDBStorage(location)
-    return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(location))
-
-
-def build_search_alg(
-    spec: SweepSpec, study_storage: optuna.storages.BaseStorage | str | Path | None = None
-) -> Searcher:
+def build_search_alg(spec: SweepSpec) -> Searcher:
     """ConcurrencyLimiter(OptunaSearch(...)) for the spec; the study is named after the sweep.
 
-    ``study_storage``: None keeps the study in memory (Ray checkpoints it with the searcher);
-    an Optuna storage, a database URL or a journal file path keeps it where optuna-dashboard
-    can open it. ``points_to_evaluate`` are enqueued first, in order, when the study is
-    created; a study that already exists in ``study_storage`` (a sweep started again) goes
-    on where it was and gets no second copy of them.
+    The study lives in memory and Ray checkpoints it with the searcher, so a resumed sweep
+    goes on with it. ``points_to_evaluate`` are tried first, in order.
     """
-    if isinstance(study_storage, (str, Path)):
-        study_storage = study_storage_from(study_storage)
-    points = [dict(point) for point in spec.searcher.points_to_evaluate]
-    if study_storage is not None and spec.name in optuna.study.get_all_study_names(study_storage):
-        points = []
     searcher = OptunaSearch(
-        space=define_by_run(spec),
+        space=DefineByRun(spec),
         metric=spec.metric,
         mode=spec.mode,
         sampler=build_sampler(spec),
-        points_to_evaluate=points or None,
+        points_to_evaluate=[dict(point) for point in spec.searcher.points_to_evaluate] or None,
         study_name=spec.name,
-        storage=study_storage,
     )
     return ConcurrencyLimiter(searcher, max_concurrent=spec.max_concurrent)
 

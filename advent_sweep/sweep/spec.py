@@ -30,6 +30,7 @@ move, so there every possible ``entropy_low`` must be <= every ``entropy_high`` 
 from __future__ import annotations
 
 import math
+import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
@@ -41,12 +42,11 @@ from advent_sweep.errors import ConfigError
 from advent_sweep.sweep import _space
 from advent_sweep.validation import load_yaml, validate
 
-SAMPLER_NAMES = ("tpe", "random", "gp", "cmaes", "grid")
-SCHEDULER_NAMES = ("asha", "fifo")
 DEFAULT_STORAGE = "~/advent-sweep-results"
 DEFAULT_REDUCTION_FACTOR = 3.0
 # The metrics a trial reports that a sweep may optimise, and the only sound direction for each.
-METRIC_MODES = {"target_miou": "max", "target_entropy": "min"}  # and iou.<class name>: max
+# target_miou_13 (mIoU* on 13 classes) is reported on SYNTHIA data only.
+METRIC_MODES = {"target_miou": "max", "target_miou_13": "max", "target_entropy": "min"}  # and iou.<class name>: max
 SAMPLERS_WITH_STARTUP = ("tpe", "gp", "cmaes")
 
 # TrainConfig settings a space may not search, and why.
@@ -58,6 +58,10 @@ NOT_SEARCHABLE = {
 TRAINER_KEYS = tuple(name for name in TrainConfig.model_fields if name != "data")
 SEARCHABLE = tuple(name for name in TRAINER_KEYS if name not in NOT_SEARCHABLE)
 
+SamplerName = Literal["tpe", "random", "gp", "cmaes", "grid"]
+SchedulerName = Literal["asha", "fifo"]
+SAMPLER_NAMES: tuple[str, ...] = typing.get_args(SamplerName)
+SCHEDULER_NAMES: tuple[str, ...] = typing.get_args(SchedulerName)
 Choice = Union[StrictBool, StrictInt, StrictFloat, str, None]
 Condition = dict[str, Annotated[list[Choice], Field(min_length=1)]]
 
@@ -107,7 +111,7 @@ class SearcherSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    sampler: Literal["tpe", "random", "gp", "cmaes", "grid"] = "tpe"
+    sampler: SamplerName = "tpe"
     seed: int = 0
     points_to_evaluate: list[dict[str, Choice]] = []
     n_startup_trials: int | None = Field(None, ge=0)
@@ -122,7 +126,7 @@ class SchedulerSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    type: Literal["asha", "fifo"] = "asha"
+    type: SchedulerName = "asha"
     grace_period: int | None = Field(None, ge=1)
     reduction_factor: float | None = Field(None, gt=1)
     max_t: int | None = Field(None, ge=1)

@@ -1,4 +1,4 @@
-"""Fake sweeps written with pyarrow in the exact Parquet schema of CONTRACTS.md ("Results in Parquet").
+"""Fake sweeps written with pyarrow in the exact Parquet schema of DESIGN.md ("Results in Parquet").
 
 The analysis is tested against the contract, not against the sink's code, so a change on
 either side that breaks the schema shows up here. Every number is known to the tests

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-import advent_sweep.model
 from advent_sweep.advent.config import TrainConfig
 from advent_sweep.errors import ConfigError
 from advent_sweep.sweep.spec import SweepSpec
@@ -17,14 +16,6 @@ from advent_sweep.validation import validate
 
 SEARCH_SPACES = sorted((Path(__file__).parents[2] / "search_spaces").glob("*.yaml"))
 METHODS = "'source_only', 'minent', 'advent' or 'advent_minent'"
-
-
-@pytest.fixture(autouse=True)
-def _backbones(monkeypatch):
-    """TrainConfig checks backbone names against the model layer's table; stand in until it exists."""
-    if not hasattr(advent_sweep.model, "BACKBONES"):
-        names = ("resnet101", "resnet101_torchvision", "vgg16", "resnet18", "mobilenet_v3")
-        monkeypatch.setattr(advent_sweep.model, "BACKBONES", dict.fromkeys(names), raising=False)
 
 
 def spec_values(**changes) -> dict:
@@ -120,6 +111,7 @@ def test_defaults_are_resolved():
 def test_target_entropy_defaults_to_mode_min():
     assert SweepSpec.model_validate(spec_values(metric="target_entropy")).mode == "min"
     assert SweepSpec.model_validate(spec_values(metric="iou.road")).mode == "max"
+    assert SweepSpec.model_validate(spec_values(metric="target_miou_13")).mode == "max"
 
 
 def test_values_are_normalised_for_train_config():
@@ -362,8 +354,21 @@ def test_metric_mode_mismatch_says_why():
     assert problems(spec_values(mode="min")) == [
         "mode: min does not fit metric target_miou: target_miou is an IoU in percent: higher is better; allowed: max (got 'min')"
     ]
-    assert problems(spec_values(metric="loss")) == [
-        "metric: not a metric a trial reports; allowed: target_miou (max), target_entropy (min), iou.<class name> (max) (got 'loss')"
+    assert problems(spec_values(metric="target_miou_13", mode="min")) == [
+        "mode: min does not fit metric target_miou_13: target_miou_13 is an IoU in percent: higher is better; allowed: max (got 'min')"
+    ]
+
+
+UNKNOWN_METRIC = (
+    "metric: not a metric a trial reports; allowed: target_miou (max), target_miou_13 (max, SYNTHIA only), "
+    "target_entropy (min), iou.<class name> (max) (got 'loss')"
+)
+
+
+def test_an_unknown_metric_and_an_unknown_mode_are_both_reported():
+    assert problems(spec_values(metric="loss")) == [UNKNOWN_METRIC]
+    assert problems(spec_values(metric="loss", mode="maximise")) == [
+        UNKNOWN_METRIC, "mode: unknown mode; allowed: max, min (got 'maximise')"
     ]
 
 
