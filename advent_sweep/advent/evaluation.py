@@ -19,10 +19,9 @@ from torch import Tensor
 
 from advent_sweep.advent.losses import entropy_map
 from advent_sweep.advent.metrics import ConfusionMatrix
-from advent_sweep.data.labels import MIOU_13_CLASS_NAMES, protocol_class_names
+from advent_sweep.data.labels import MIOU_13_CLASS_NAMES, scores_miou_13
 
 Segmenter = Callable[[Tensor], tuple[Tensor | None, Tensor]]
-SYNTHIA_CLASS_NAMES = protocol_class_names(16)
 
 
 @torch.no_grad()
@@ -59,7 +58,7 @@ def evaluate_segmenters(
         confusion.update(labels.to(device).long(), probabilities.argmax(dim=1))
     iou = confusion.per_class_iou() * 100
     metrics = {"target_miou": confusion.mean_iou() * 100, "target_entropy": entropy_sum / max(pixel_count, 1)}
-    if tuple(class_names) == SYNTHIA_CLASS_NAMES:
+    if scores_miou_13(class_names):
         miou_13_classes = [index for index, name in enumerate(class_names) if name in MIOU_13_CLASS_NAMES]
         metrics["target_miou_13"] = confusion.mean_iou(miou_13_classes) * 100
     metrics.update({f"iou.{name}": float(value) for name, value in zip(class_names, iou)})

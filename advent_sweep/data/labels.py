@@ -20,7 +20,7 @@ the 16 classes (mIoU) and on 13 of them (mIoU*: the 16 less wall, fence and pole
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -48,6 +48,11 @@ MIOU_13_CLASS_NAMES: tuple[str, ...] = tuple(CITYSCAPES_CLASS_NAMES[i] for i in 
 def protocol_class_names(protocol: int) -> tuple[str, ...]:
     """The names of the classes a protocol scores, in class-index order."""
     return tuple(CITYSCAPES_CLASS_NAMES[i] for i in PROTOCOL_TRAIN_IDS[protocol])
+
+
+def scores_miou_13(class_names: Sequence[str]) -> bool:
+    """Data with the 16-class SYNTHIA protocol's classes is also scored as mIoU* (``target_miou_13``)."""
+    return tuple(class_names) == protocol_class_names(16)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from typing import Any
 import pyarrow.fs as pafs
 
 from advent_sweep.data import DomainData, build_domain_data
-from advent_sweep.data.labels import protocol_class_names
+from advent_sweep.data.labels import scores_miou_13
 from advent_sweep.errors import ConfigError
 from advent_sweep.storage import filesystem_and_path
 from advent_sweep.sweep.spec import SweepSpec
@@ -106,7 +106,7 @@ def _changed_fields(saved: Any, current: Any, prefix: str = "") -> list[str]:
 def reported_metrics(class_names: Sequence[str]) -> list[str]:
     """The metrics a trial on data with these classes reports, that a sweep may optimise."""
     names = ["target_miou", "target_entropy"]
-    if tuple(class_names) == protocol_class_names(16):
+    if scores_miou_13(class_names):
         names.append("target_miou_13")  # SYNTHIA → Cityscapes: mIoU* on 13 of the 16 classes
     return names + [f"iou.{name}" for name in class_names]
 
