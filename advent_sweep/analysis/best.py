@@ -17,8 +17,8 @@ import yaml
 
 import advent_sweep
 from advent_sweep.analysis.results import KEY, SweepResults
-from advent_sweep.storage import write_atomically
 from advent_sweep.errors import ResultsError
+from advent_sweep.storage import write_atomically
 
 RULES = {
     "best": "best-so-far: each trial's best report under the metric (selects on target labels, as the official evaluation)",
