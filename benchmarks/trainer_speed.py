@@ -5,8 +5,14 @@ and bf16 autocast on CUDA. Both variants of a method are built once, warmed up (
 happens there), then timed in alternating rounds so that load from other processes hits
 both alike; the ratio is printed from this one run.
 
+``--deterministic`` instead times eager fp32 with ``deterministic: false`` against ``true``
+(the cost of reproducible CUDA kernels). The switches are process-wide, so each round sets
+its variant's before it runs; both variants share the cuBLAS workspace setting, which
+cuBLAS reads once per process. On CPU the switch changes nothing, and nothing is timed.
+
     python benchmarks/trainer_speed.py                      # CPU, resnet18, 64x64, batch 4
     python benchmarks/trainer_speed.py --device cuda --backbone resnet101 --size 512 256 --batch 1
+    python benchmarks/trainer_speed.py --device cuda --backbone resnet101 --size 512 256 --batch 1 --deterministic
 """
 
 from __future__ import annotations
@@ -18,18 +24,21 @@ import torch
 
 from advent_sweep.advent.config import TrainConfig
 from advent_sweep.advent.run import build_trainer
+from advent_sweep.advent.trainer import use_deterministic_cuda
 from advent_sweep.data import build_domain_data
 
 METHODS = ("source_only", "minent", "advent", "advent_minent")
 
 
-def make_trainer(args: argparse.Namespace, method: str, fast: bool):
-    cuda = args.device.startswith("cuda")
+def make_trainer(args: argparse.Namespace, method: str, variant: str):
+    """``variant``: eager (fp32), fast (compile; on CUDA also channels_last and bf16) or deterministic (eager fp32)."""
+    cuda, fast = args.device.startswith("cuda"), variant == "fast"
     config = TrainConfig.model_validate({
         "method": method, "backbone": args.backbone, "multi_level": args.multi_level, "param_repeats": "unique",
         "lr": 1e-3, "iterations": 10_000, "poly_horizon": 10_000, "batch_size_source": args.batch,
         "batch_size_target": args.batch, "device": args.device, "seed": 0,
         "compile": fast, "channels_last": fast and cuda, "amp": "bf16" if fast and cuda else "off",
+        "deterministic": variant == "deterministic",
         "data": {"synthetic": {"seed": 0, "size": list(args.size), "num_train": 64, "num_val": 8}},
     })
     return build_trainer(config, build_domain_data(config.data))
@@ -37,6 +46,7 @@ def make_trainer(args: argparse.Namespace, method: str, fast: bool):
 
 def timed_steps(trainer, steps: int) -> float:
     if trainer.device.type == "cuda":
+        use_deterministic_cuda(trainer.config.deterministic)  # (process-wide: the other variant's may be on)
         torch.cuda.synchronize()
     started = time.perf_counter()
     for _ in range(steps):
@@ -57,13 +67,18 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10, help="timed steps per round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--deterministic", action="store_true", help="time deterministic: false against true (CUDA only)")
     args = parser.parse_args()
 
+    if args.deterministic and not args.device.startswith("cuda"):
+        print(f"device {args.device}: deterministic changes nothing on CPU (deterministic given its threads); nothing to time")
+        return
     print(f"device {args.device}, torch {torch.__version__}, {torch.get_num_threads()} threads, backbone {args.backbone}, "
           f"{args.size[0]}x{args.size[1]}, batch {args.batch}, multi_level {args.multi_level}")
-    print(f"{'method':<14} {'eager it/s':>11} {'fast it/s':>10} {'fast/eager':>11}")
+    base, other = ("eager", "deterministic") if args.deterministic else ("eager", "fast")
+    print(f"{'method':<14} {base + ' it/s':>11} {other + ' it/s':>18} {other + '/' + base:>20}")
     for method in args.methods:
-        trainers = {variant: make_trainer(args, method, variant == "fast") for variant in ("eager", "fast")}
+        trainers = {variant: make_trainer(args, method, variant) for variant in (base, other)}
         for trainer in trainers.values():
             timed_steps(trainer, args.warmup)
         seconds = {variant: 0.0 for variant in trainers}
@@ -71,7 +86,7 @@ def main() -> None:
             for variant, trainer in trainers.items():
                 seconds[variant] += timed_steps(trainer, args.steps)
         rate = {variant: args.steps * args.rounds / s for variant, s in seconds.items()}
-        print(f"{method:<14} {rate['eager']:>11.2f} {rate['fast']:>10.2f} {rate['fast'] / rate['eager']:>10.2f}x")
+        print(f"{method:<14} {rate[base]:>11.2f} {rate[other]:>18.2f} {rate[other] / rate[base]:>19.2f}x")
 
 
 if __name__ == "__main__":

@@ -59,6 +59,15 @@ class TrainConfig(BaseModel):
     amp: Literal["off", "bf16", "fp16"] = "off"
     channels_last: bool = True
     compile: bool = False
+    # torch intra-op threads: the count sets the float summation order, so a rerun matches bit for bit only
+    # with the same one. None: all of this machine's (what torch has when the Trainer is built); a sweep sets it
+    # from resources.cpu, and the run's config.yaml records the count used.
+    threads: int | None = Field(None, ge=1)
+    # CUDA only (CPU runs are already deterministic given threads): deterministic cuDNN and torch kernels, at a
+    # cost in speed. Warn-only, since torch has no deterministic CUDA kernel for three ops used here, which stay
+    # non-deterministic: the backward of the logits' bilinear upsampling, the cross-entropy's nll_loss2d
+    # (forward), and with mobilenet_v3 the backward of AdaptiveAvgPool2d (its squeeze-excitation blocks).
+    deterministic: bool = False
 
     data: DataConfig = DataConfig()
 

@@ -1,9 +1,9 @@
 """One training run to the end: what ``advent-sweep train CONFIG.yaml`` does.
 
-The output folder holds ``config.yaml`` (the run's full TrainConfig), ``checkpoint.pt``
-(the trainer's state at the last evaluation) and ``metrics.json`` (every evaluation and
-the snapshot each selection rule picks). Files are replaced atomically, so a crash
-leaves the previous complete version, and ``resume=True`` continues exactly.
+The output folder holds ``config.yaml`` (the run's full TrainConfig, with the thread count
+it used), ``checkpoint.pt`` (the trainer's state at the last evaluation) and ``metrics.json``
+(every evaluation and the snapshot each selection rule picks). Files are replaced atomically,
+so a crash leaves the previous complete version, and ``resume=True`` continues exactly.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import yaml
 from tqdm import tqdm
 
 from advent_sweep.advent.config import TrainConfig
-from advent_sweep.advent.trainer import Trainer
+from advent_sweep.advent.trainer import Trainer, resolve_threads
 from advent_sweep.data import DomainData
 from advent_sweep.errors import ConfigError
 from advent_sweep.storage import write_atomically
@@ -50,21 +50,30 @@ def selection_summary(evaluations: list[dict[str, float]]) -> dict[str, dict[str
     }
 
 
-def prepare_output(output: Path, config: TrainConfig, resume: bool) -> None:
-    """Refuse to overwrite another run's checkpoint unless resuming; then write config.yaml."""
+def prepare_output(output: Path, config: TrainConfig, resume: bool) -> TrainConfig:
+    """Refuse to overwrite another run's checkpoint unless resuming; write config.yaml and return the config it holds.
+
+    That config has ``threads`` resolved, so a rerun of the file uses the same count. A resumed run whose
+    config leaves ``threads`` out keeps the count it started with (and so continues bit for bit, on any
+    machine); a different explicit count is another config.
+    """
     if (output / CHECKPOINT).exists() and not resume:
         raise ConfigError(f"{output}: holds a checkpoint already; pass --resume to continue it or choose another --output")
     if resume and (output / CONFIG).exists():
         saved = TrainConfig.model_validate(yaml.safe_load((output / CONFIG).read_text()))
+        if config.threads is None:
+            config = config.model_copy(update={"threads": saved.threads})
         if saved != config:
             raise ConfigError(f"{output / CONFIG}: the run being resumed has another config; resume with that file")
+    config = config.model_copy(update={"threads": resolve_threads(config.threads)})
     output.mkdir(parents=True, exist_ok=True)
     write_atomically(output / CONFIG, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False).encode())
+    return config
 
 
 def train_to_end(config: TrainConfig, data: DomainData, output: Path, resume: bool = False, progress: bool = True) -> dict[str, Any]:
     """Train for ``config.iterations``, evaluating and checkpointing every ``eval_interval``."""
-    prepare_output(output, config, resume)
+    config = prepare_output(output, config, resume)
     trainer = build_trainer(config, data)
     evaluations: list[dict[str, float]] = []
     if resume and (output / CHECKPOINT).exists():

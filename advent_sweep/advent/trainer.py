@@ -9,6 +9,7 @@ of Ray or Optuna.
 from __future__ import annotations
 
 import math
+import os
 import random
 import warnings
 from collections.abc import Iterable, Sequence
@@ -41,6 +42,24 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def resolve_threads(threads: int | None) -> int:
+    """A run's torch thread count: the config's, or (None) torch's current one: all cores unless OMP_NUM_THREADS says fewer."""
+    return threads or torch.get_num_threads()
+
+
+def use_deterministic_cuda(enabled: bool) -> None:
+    """Deterministic cuDNN and torch CUDA kernels, or the fast defaults back; process-wide, so it outlives the trainer.
+
+    Ops without a deterministic CUDA kernel warn instead of failing (see TrainConfig.deterministic).
+    cuBLAS reads CUBLAS_WORKSPACE_CONFIG when it starts in a process; a value already set is kept.
+    """
+    if enabled:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = enabled
+    torch.use_deterministic_algorithms(enabled, warn_only=True)
+
+
 def poly_factor(iteration: int, horizon: int, power: float) -> float:
     """Poly schedule (1 − i/T)^power with T the poly horizon (250k officially, past the 120k stop)."""
     return (1.0 - iteration / horizon) ** power
@@ -71,11 +90,16 @@ class Trainer:
                 f"class_prior has {len(class_prior)} entries but num_classes is {num_classes}; "
                 "p_s needs one entry per class"
             )
-        self.config = config
+        # Before anything is built: the thread count fixes the float summation order (see TrainConfig.threads).
+        self.threads = resolve_threads(config.threads)
+        torch.set_num_threads(self.threads)
+        self.config = config.model_copy(update={"threads": self.threads})
         self.num_classes = num_classes
         self.class_names = tuple(class_names) if class_names else tuple(str(c) for c in range(num_classes))
         self.class_prior = None if class_prior is None else torch.tensor(class_prior, dtype=torch.float32)
         self.device = resolve_device(config.device)
+        if self._cuda:
+            use_deterministic_cuda(config.deterministic)
         self.iteration = 0
         torch.manual_seed(config.seed)
 

@@ -26,7 +26,10 @@ _ARROW_TYPES = {bool: pa.bool_(), int: pa.int64(), float: pa.float64(), str: pa.
 
 
 def _arrow_type(annotation: Any) -> pa.DataType:
-    """bool/int/float map to themselves; strings, literals and optionals to string."""
+    """bool/int/float map to themselves, and X | None to X's type (nullable); strings, literals and other unions to string."""
+    given = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+    if len(given) == 1 and type(None) in typing.get_args(annotation):
+        annotation = given[0]
     return _ARROW_TYPES.get(annotation, pa.string())
 
 

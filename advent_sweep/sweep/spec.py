@@ -54,6 +54,7 @@ NOT_SEARCHABLE = {
     "data": "the data is set once per sweep in the top-level data section",
     "iterations": "the training budget is fixed per sweep: set trainer.iterations; the scheduler decides how long each trial trains",
     "eval_interval": "every trial must report at the same iterations so that ASHA compares like with like: set trainer.eval_interval",
+    "threads": "set by resources.cpu or trainer.threads",
 }
 TRAINER_KEYS = tuple(name for name in TrainConfig.model_fields if name != "data")
 SEARCHABLE = tuple(name for name in TRAINER_KEYS if name not in NOT_SEARCHABLE)
@@ -204,15 +205,26 @@ class SweepSpec(BaseModel):
         """The fixed trainer settings and the data, every other setting at its default."""
         return TrainConfig.model_validate({**self.trainer, "data": self.data})
 
+    @property
+    def trial_threads(self) -> int:
+        """Each trial's torch threads: trainer.threads, else the trial's whole CPUs (at least 1).
+
+        The trial computes with as many threads as it holds CPUs, and its config (in trials.parquet,
+        and in the file ``advent-sweep best`` exports) records that count, so a rerun adds up floats
+        in the same order.
+        """
+        return self.trainer.get("threads") or max(1, math.floor(self.resources.cpu))
+
     def train_config(self, params: dict[str, Any]) -> TrainConfig:
-        """The TrainConfig of one trial: fixed trainer settings + data + the sampled ``params``."""
+        """The TrainConfig of one trial: fixed trainer settings + data + the sampled ``params`` + its threads."""
         unknown = sorted(set(params) - set(self.space))
         if unknown:
             raise ConfigError(
                 f"sweep {self.name}: trial parameters {', '.join(unknown)} are not in the space; "
                 f"allowed: {', '.join(self.space)}"
             )
-        return validate(TrainConfig, {**self.trainer, **params, "data": self.data}, f"sweep {self.name}: trial {params}")
+        values = {**self.trainer, **params, "threads": self.trial_threads, "data": self.data}
+        return validate(TrainConfig, values, f"sweep {self.name}: trial {params}")
 
     def with_storage(self, storage: str) -> "SweepSpec":
         """The same spec writing to another storage (the CLI's ``--storage``)."""
@@ -304,7 +316,7 @@ class SweepSpec(BaseModel):
         gpu = f"{_space.fmt(self.resources.gpu)} GPU"
         lines.append(
             f"trials: {self.num_samples}, at most {self.max_concurrent} at a time, each holding "
-            f"{_space.fmt(self.resources.cpu)} CPU and {gpu}; retries after a failure: "
+            f"{_space.fmt(self.resources.cpu)} CPU and {gpu} (torch threads: {self.trial_threads}); retries after a failure: "
             f"{'unlimited' if self.max_failures == -1 else self.max_failures}"
         )
         why = "higher is better" if self.mode == "max" else "lower is better"

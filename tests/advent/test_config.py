@@ -4,6 +4,8 @@ import pytest
 from pydantic import ValidationError
 
 from advent_sweep.advent.config import TrainConfig
+from advent_sweep.errors import ConfigError
+from advent_sweep.validation import validate
 
 
 @pytest.mark.parametrize(
@@ -28,3 +30,16 @@ def test_fp16_with_official_repeats_is_rejected_naming_both_and_the_alternatives
         TrainConfig(backbone="resnet101", amp="fp16")
     assert TrainConfig(backbone="resnet101", amp="bf16").param_repeats == "official"
     assert TrainConfig(backbone="resnet101", amp="fp16", param_repeats="unique").amp == "fp16"
+
+
+def test_threads_and_deterministic_default_to_all_cores_and_off():
+    config = TrainConfig()
+    assert (config.threads, config.deterministic) == (None, False)
+    given = TrainConfig(threads=1, deterministic=True)
+    assert TrainConfig.model_validate(given.model_dump(mode="json")) == given
+
+
+@pytest.mark.parametrize("threads", [0, -1, "two"])
+def test_threads_below_one_or_not_a_number_is_rejected_naming_the_field(threads):
+    with pytest.raises(ConfigError, match=r"invalid TrainConfig:\n  threads: Input should be"):
+        validate(TrainConfig, {"threads": threads}, "run.yaml")

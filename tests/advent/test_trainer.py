@@ -1,11 +1,12 @@
 import io
 import math
+import os
 
 import pytest
 import torch
 from torch import nn
 
-from advent_sweep.advent.trainer import Trainer
+from advent_sweep.advent.trainer import Trainer, use_deterministic_cuda
 from advent_sweep.data.labels import MIOU_13_CLASS_NAMES, protocol_class_names
 from advent_sweep.errors import ConfigError, TrainingDiverged
 from tests.advent.conftest import NUM_CLASSES
@@ -14,6 +15,63 @@ from tests.advent.conftest import NUM_CLASSES
 def make_trainer(config, domains, **kwargs):
     source, target = domains
     return Trainer(config, source, target, num_classes=NUM_CLASSES, **kwargs)
+
+
+@pytest.fixture
+def restore_torch_threads():
+    """Trainers set torch's process-wide thread count; put it back for the tests that follow."""
+    before = torch.get_num_threads()
+    yield before
+    torch.set_num_threads(before)
+
+
+def test_threads_set_torch_threads_and_are_recorded(tiny_config, tiny_domains, restore_torch_threads):
+    trainer = make_trainer(tiny_config(threads=1), tiny_domains)
+    assert torch.get_num_threads() == trainer.threads == 1
+    assert trainer.config.threads == trainer.state_dict()["config"]["threads"] == 1
+
+
+def test_threads_left_out_resolve_to_torchs_current_count(tiny_config, tiny_domains, restore_torch_threads):
+    trainer = make_trainer(tiny_config(), tiny_domains)
+    assert trainer.threads == trainer.config.threads == torch.get_num_threads() == restore_torch_threads
+
+
+@pytest.fixture
+def restore_determinism():
+    """The deterministic switches are process-wide; put them back as the other tests expect them."""
+    before = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
+    yield before
+    torch.use_deterministic_algorithms(before[0])
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = before[1:]
+
+
+def test_deterministic_changes_nothing_on_cpu(tiny_config, tiny_domains, restore_determinism):
+    make_trainer(tiny_config(deterministic=True), tiny_domains)
+    assert (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.deterministic,
+            torch.backends.cudnn.benchmark) == restore_determinism
+
+
+def test_deterministic_cuda_switches_on_and_off(monkeypatch, restore_determinism):
+    """What a CUDA trainer applies (this runs without a GPU: the switches are plain torch settings)."""
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", True)
+    use_deterministic_cuda(True)
+    assert torch.are_deterministic_algorithms_enabled() and torch.is_deterministic_algorithms_warn_only_enabled()
+    assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
+    assert os.environ.pop("CUBLAS_WORKSPACE_CONFIG") == ":4096:8"
+    monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", ":16:8")
+    use_deterministic_cuda(True)
+    assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":16:8", "a value the user set is kept"
+    use_deterministic_cuda(False)
+    assert not torch.are_deterministic_algorithms_enabled() and not torch.backends.cudnn.deterministic
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_a_cuda_trainer_applies_its_deterministic_setting(tiny_config, tiny_domains, restore_determinism):
+    make_trainer(tiny_config(device="cuda", deterministic=True), tiny_domains).step()
+    assert torch.are_deterministic_algorithms_enabled() and torch.backends.cudnn.deterministic
+    make_trainer(tiny_config(device="cuda"), tiny_domains)
+    assert not torch.are_deterministic_algorithms_enabled() and not torch.backends.cudnn.deterministic
 
 
 def test_source_only_and_minent_build_no_discriminator(tiny_config, tiny_domains):

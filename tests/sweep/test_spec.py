@@ -154,6 +154,19 @@ def test_train_config_rejects_unknown_and_invalid_params():
         spec.train_config({"method": "nope"})
 
 
+@pytest.mark.parametrize(("cpu", "threads"), [(1, 1), (2.5, 2), (0.5, 1), (4, 4)])
+def test_a_trial_computes_on_as_many_threads_as_it_holds_whole_cpus(cpu, threads):
+    spec = SweepSpec.model_validate(spec_values(resources={"cpu": cpu}))
+    assert spec.train_config({"method": "minent"}).threads == threads
+    assert f"(torch threads: {threads})" in spec.describe()
+
+
+def test_trainer_threads_win_over_resources_cpu():
+    values = spec_values(resources={"cpu": 2})
+    values["trainer"]["threads"] = 1
+    assert SweepSpec.model_validate(values).train_config({"method": "minent"}).threads == 1
+
+
 # --- each class of bad input names its field ---------------------------------------------------------
 
 
@@ -270,6 +283,23 @@ def test_settings_that_cannot_be_searched():
     assert lines[0].startswith("space.iterations: cannot be searched: the training budget is fixed per sweep")
     assert lines[1] == "space.data: cannot be searched: the data is set once per sweep in the top-level data section"
     assert lines[2] == "space.lr: also fixed in trainer.lr; a setting is either fixed or searched: remove one"
+
+
+def test_threads_cannot_be_searched():
+    assert problems(with_space(threads={"type": "int", "low": 1, "high": 4})) == [
+        "space.threads: cannot be searched: set by resources.cpu or trainer.threads"
+    ]
+
+
+@pytest.mark.parametrize(("threads", "message"), [
+    (0, "Input should be greater than or equal to 1 (got 0)"),
+    (-1, "Input should be greater than or equal to 1 (got -1)"),
+    ("two", "Input should be a valid integer, unable to parse string as an integer (got 'two')"),
+])
+def test_trainer_threads_below_one_or_not_a_number(threads, message):
+    values = spec_values()
+    values["trainer"]["threads"] = threads
+    assert problems(values) == [f"trainer.threads: {message}"]
 
 
 def test_param_type_must_fit_the_setting():
@@ -538,7 +568,7 @@ def test_describe_shows_the_resolved_spec():
     assert "  first point 1: method=advent, lambda_adv_main=0.001" in lines
     assert lines[-3:] == [
         "scheduler: ASHA on iteration: grace period 30, reduction factor 3, max_t 120; rungs at iterations 30, 90",
-        "trials: 8, at most 2 at a time, each holding 1 CPU and 0 GPU; retries after a failure: 2",
+        "trials: 8, at most 2 at a time, each holding 1 CPU and 0 GPU (torch threads: 1); retries after a failure: 2",
         "metric: target_miou (max: higher is better)",
     ]
 
