@@ -64,8 +64,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = TrainConfig.from_yaml(args.config)
     output = Path(args.output) if args.output else Path("runs") / Path(args.config).stem
     _check_output_folder("--output", output)
-    data = build_domain_data(config.data, cache_dir=output.parent / ".advent-sweep-cache")
-    result = train_to_end(config, data, output, resume=args.resume, progress=not args.quiet)
+    cache_dir = output.parent / ".advent-sweep-cache"  # p_s and the source warm-up, shared by runs beside this one
+    data = build_domain_data(config.data, cache_dir=cache_dir)
+    if config.source_warmup and not args.quiet:
+        print(f"source warm-up: {config.source_warmup.iterations} source-only iterations, or read back from {cache_dir}")
+    result = train_to_end(config, data, output, resume=args.resume, progress=not args.quiet, cache_dir=cache_dir)
     chosen = result["selection"]
     print(f"done: {config.iterations} iterations in {output}")
     for rule in ("best", "last", "min_entropy"):

@@ -1,55 +1,43 @@
-"""Does the synthetic benchmark show a domain gap that ADVENT partly closes?
+"""Is the synthetic benchmark a tuning problem worth sweeping at the quickstart budget?
 
-Measures, on the built-in synthetic source → target benchmark, with the quickstart
-sweep's trainer settings (``search_spaces/quickstart.yaml``: small backbone, its
-iterations, batch sizes and learning rate) and for each seed (the seed is both the
-synthetic data seed and the trainer seed):
+A quickstart sweep (``search_spaces/quickstart.yaml``) only means something if the built-in
+synthetic source → target benchmark has a domain gap that ADVENT partly closes, if
+hyperparameters move the target mIoU by more than the training seed does, and if the first
+ASHA rung ranks configurations as the end of training does (else ASHA stops the wrong
+trials). This script measures all of it in one run, with the spec's ``data`` (its data seed
+fixed) and ``trainer`` sections, over several TRAINING seeds (``TrainConfig.seed``).
 
-- ``source_only``: trained on the labelled source, scored on target val;
-- ``oracle``: the same trainer (method source_only) trained on the TARGET train split
-  with its labels: the ceiling of what the architecture and budget reach on target;
-- ADVENT at the official defaults and nearby weights: ``advent`` (λ_adv_main 1e-3 and
-  1e-2), ``minent`` (λ_ent_main 1e-3 and 1e-2) and ``advent_minent`` (both 1e-3,
-  trained jointly).
+Every run is driven as a sweep trial is: ``build_trainer(config, data, cache_dir)``,
+``trainer.step()``, ``trainer.evaluate(data.target_val)`` every ``eval_interval``; the score
+is the target mIoU at the end of training. With ``trainer.source_warmup`` every run starts
+from the same source-only model, trained here once before the runs (cached in
+``--cache-dir``); the oracle is the whole pipeline on the labelled target train split, its
+warm-up included. A (config, seed) that several sections need is trained once.
 
-Each run is driven exactly as a sweep trial drives it: ``build_trainer(config, data)``,
-``trainer.step()`` to the end, ``trainer.evaluate(data.target_val)`` every
-``eval_interval``. The metric is the target mIoU at the END of training ("last"); the
-best over the periodic evaluations (the official, label-based selection) is shown too.
-Runs go to ``--jobs`` worker processes with ``--threads`` torch threads each (default
-2 × 1, like the quickstart's 2 concurrent 1-CPU trials).
+Sections and targets (quickstart budget, 2 cores; means over the seeds):
 
-The table gives every run's target mIoU per seed and the mean, source-only as % of
-the oracle, and each method's gain over source-only, plus wall times.
+a. Noise floor and gap (source_only, oracle, advent λ_adv 1e-3, minent λ_ent 1e-3,
+   advent_minent both 1e-3): the noise floor, the largest std over seeds of source-only,
+   advent and minent, is <= 1.0 point; source-only reaches 30–70 % of the oracle; the best
+   of the paper's defaults gains >= 5 points over source-only.
+b. λ range (minent over the space's λ_ent range, advent over its λ_adv range,
+   ``--grid-points`` log-spaced values): best − worst mean >= 5 × the noise floor, with the
+   optimum inside each grid; the per-class IoU at the largest λ_ent shows how it degrades.
+c. μ at that too-large λ_ent: minent with class_prior_mu in ``--mu`` next to μ = 0.
+d. Rung correlation: ``--rung-configs`` configurations drawn from the space (Optuna
+   RandomSampler), trained to the end on the first seed: Spearman ρ between target mIoU at
+   the first ASHA rung and at the end >= 0.6.
+e. Source CE after the warm-up: no run's per-iteration source CE reaches ln C, the CE of
+   a uniform prediction (the oracle, whose "source" is the target, is shown apart).
 
-Targets (the calibration of the quickstart and of ``STYLES`` in
-``advent_sweep/data/synthetic.py`` is meant to meet them):
+Exit status 1 with ``--check`` when a target is missed. Time on this 2-core machine
+(``--jobs 2 --threads 1``): default, 53 runs: measured: fill in; ``--quick`` (3-point
+grids, no μ section), 35 runs: measured: fill in.
 
-1. source-only target mIoU is 30–60 % of the oracle's (mean of the seeds): a real gap
-   that leaves room both to close and to miss;
-2. ADVENT at the official defaults or a nearby λ (an ``advent`` or ``advent_minent``
-   run) beats source-only by >= 5 mIoU points on the mean of the seeds.
-
-Last calibration (quickstart: ResNet-18 from scratch, 64×64, lr 5e-3, 120 iterations,
-batch 4 source / 2 target; seeds 0, 1, 2; mean target mIoU at the end of training):
-source-only 30.0, oracle 51.2 (source-only = 59 % of it), advent λ_adv 1e-3 37.3 (+7.3),
-λ_adv 1e-2 37.4 (+7.4), minent λ_ent 1e-3 38.0 (+8.0), 1e-2 36.8 (+6.8), advent_minent
-40.8 (+10.8). Seed 2 is an easy draw for source-only (76 % of the oracle, gains of
-−3 to +1); seeds 0 and 1 sit near 50 % with gains of +8 to +18. Most of the gap is in
-the batch-norm statistics: a source-only model whose BN statistics are re-estimated on
-target train matches the oracle, and the target passes of the adaptive methods move
-the running statistics half-way to the target's on top of what their losses do.
-
-The default 3 seeds × 7 runs took 12.9 minutes on this 2-core machine (shared, load
-about 2; ~0.33 s/it source-only, ~0.53 minent, ~0.71 advent and advent_minent per
-1-thread process); ``--quick`` (one seed of source_only, oracle and the two ``advent``
-runs) takes about 3. Exit status 1 with ``--check`` when a target is missed.
-
-    python benchmarks/synthetic_gap.py                 # the full table
-    python benchmarks/synthetic_gap.py --quick
-    python benchmarks/synthetic_gap.py --seeds 0 1 --methods source_only oracle advent:lambda_adv_main=3e-3
-    python benchmarks/synthetic_gap.py --set lr=2.5e-3 --set batch_size_target=4 --iterations 200 --json gap.json
-    python benchmarks/synthetic_gap.py --quick --target-style contrast=0.6 --target-style blur=0.8
+    python benchmarks/synthetic_gap.py --json gap.json
+    python benchmarks/synthetic_gap.py --quick --check
+    python benchmarks/synthetic_gap.py --seeds 0 1 2 3 4 --grid-points 7 --mu 0.25 0.5 1.0
+    python benchmarks/synthetic_gap.py --set lr=2.5e-3 --iterations 200
 """
 
 from __future__ import annotations
@@ -59,9 +47,9 @@ import dataclasses
 import json
 import math
 import multiprocessing
-import os
 import statistics
 import sys
+import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -70,39 +58,48 @@ from typing import Any
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-QUICKSTART = REPO / "search_spaces" / "quickstart.yaml"
+sys.path.insert(0, str(REPO))  # before the package imports, for the spawned workers too
 
-# name → method and λ; "oracle" is source_only trained on the labelled target train split.
-DEFAULT_RUNS = (
-    "source_only",
-    "oracle",
+from advent_sweep.advent.config import TrainConfig  # noqa: E402
+from advent_sweep.errors import ConfigError  # noqa: E402
+from advent_sweep.sweep.spec import FloatParam, SweepSpec  # noqa: E402
+from advent_sweep.validation import validate  # noqa: E402
+
+QUICKSTART = REPO / "search_spaces" / "quickstart.yaml"
+DEFAULT_CACHE = Path(tempfile.gettempdir()) / "advent-sweep-benchmark-cache"
+
+PAPER_DEFAULTS = (
     "advent:lambda_adv_main=1e-3",
-    "advent:lambda_adv_main=1e-2",
     "minent:lambda_ent_main=1e-3",
-    "minent:lambda_ent_main=1e-2",
     "advent_minent:lambda_ent_main=1e-3,lambda_adv_main=1e-3",
 )
-QUICK_RUNS = ("source_only", "oracle", "advent:lambda_adv_main=1e-3", "advent:lambda_adv_main=1e-2")
-ADVENT_METHODS = ("advent", "advent_minent")  # the runs target 2 is judged on
-SHORT = {"lambda_adv_main": "λadv", "lambda_ent_main": "λent", "lambda_adv_aux": "λadv_aux", "lambda_ent_aux": "λent_aux"}
-RATIO_TARGET = (30.0, 60.0)
+GAP_RUNS = ("source_only", "oracle", *PAPER_DEFAULTS)
+NOISE_RUNS = ("source_only", "advent:lambda_adv_main=1e-3", "minent:lambda_ent_main=1e-3")  # the noise floor's
+LAMBDA_METHOD = {"lambda_ent_main": "minent", "lambda_adv_main": "advent"}  # the λ grids: each with its method
+SHORT = {"lambda_adv_main": "λadv", "lambda_ent_main": "λent", "lambda_adv_aux": "λadv_aux",
+         "lambda_ent_aux": "λent_aux", "class_prior_mu": "μ"}  # fmt: skip
+COST = {"advent_minent": 0, "advent": 1, "minent": 2, "source_only": 3}  # slowest first, so the pool ends together
+
+NOISE_FLOOR_MAX = 1.0
+RATIO_TARGET = (30.0, 70.0)
 GAIN_TARGET = 5.0
+SPREAD_FACTOR = 5.0
+RHO_TARGET = 0.6
 
 
 @dataclasses.dataclass(frozen=True)
 class Run:
-    """One row of the table: a method, its λ overrides, and whether it is the target oracle."""
+    """A method, its overrides, and whether it is the target oracle (source_only trained on target labels)."""
 
-    spec: str
     method: str
-    params: dict[str, Any]
+    params: tuple[tuple[str, Any], ...] = ()
     oracle: bool = False
 
     @property
     def label(self) -> str:
         if self.oracle:
             return "oracle (target labels)"
-        extra = " ".join(f"{SHORT.get(k, k)}={_number(v)}" for k, v in self.params.items())
+        extra = " ".join(f"{SHORT.get(k, k)}={_number(v)}" for k, v in self.params)
         return f"{self.method} {extra}".strip()
 
 
@@ -117,15 +114,15 @@ def _number(value: Any) -> str:
 def parse_run(text: str) -> Run:
     """``source_only`` | ``oracle`` | ``METHOD[:key=value,key=value]``."""
     if text == "oracle":
-        return Run(text, "source_only", {}, oracle=True)
+        return Run("source_only", oracle=True)
     method, _, rest = text.partition(":")
-    params: dict[str, Any] = {}
+    params = []
     for item in filter(None, rest.split(",")):
         key, sep, value = item.partition("=")
         if not sep:
             raise argparse.ArgumentTypeError(f"{text!r}: expected key=value after ':', got {item!r}")
-        params[key.strip()] = _value(value)
-    return Run(text, method, params)
+        params.append((key.strip(), _value(value)))
+    return Run(method, tuple(params))
 
 
 def _value(text: str) -> Any:
@@ -148,241 +145,468 @@ def parse_setting(text: str) -> tuple[str, Any]:
     return key.strip(), _value(value)
 
 
+def lambda_grid(param: FloatParam, points: int) -> list[float]:
+    """``points`` values from low to high inclusive at 2 significant digits: log-spaced, as the space samples λ
+    (linear if the range starts at 0)."""
+    low, high = param.low, param.high
+    if low > 0:
+        values = [low * (high / low) ** (i / (points - 1)) for i in range(points)]
+    else:
+        values = [low + (high - low) * i / (points - 1) for i in range(points)]
+    return list(dict.fromkeys(float(f"{v:.1e}") for v in values))
+
+
 # --- one training run (in a worker process) -------------------------------------------------------
 
 _DATA_CACHE: dict[str, Any] = {}
 
 
-def _init_worker(threads: int, target_style: dict[str, Any]) -> None:
-    import torch
-
-    from advent_sweep.data import synthetic
-
-    torch.set_num_threads(threads)
-    if target_style:  # a calibration trial of another target style, in this worker only
-        synthetic.STYLES["target"] = dataclasses.replace(synthetic.STYLES["target"], **target_style)
-
-
-def _tuples(value: Any) -> Any:
-    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
-
-
-def _domain_data(data_config: dict[str, Any], oracle: bool) -> Any:
-    """The sweep's DomainData for this seed; for the oracle, the target train split as the source."""
+def _domain_data(data_config: dict[str, Any]) -> Any:
+    """The sweep's DomainData, built once per process."""
     from advent_sweep.data import DataConfig, build_domain_data
-    from advent_sweep.data.priors import source_class_prior
 
     key = json.dumps(data_config, sort_keys=True)
     if key not in _DATA_CACHE:
         _DATA_CACHE[key] = build_domain_data(DataConfig.model_validate(data_config))
-    data = _DATA_CACHE[key]
-    if oracle:
-        data = dataclasses.replace(data, source=data.target, class_prior=source_class_prior(data.target, data.num_classes))
-    return data
+    return _DATA_CACHE[key]
 
 
-def train_one(config_dict: dict[str, Any], oracle: bool) -> dict[str, Any]:
-    """Train one config to the end as a sweep trial does; every evaluation's target mIoU and timings."""
-    from advent_sweep.advent.config import TrainConfig
+def oracle_data(data: Any) -> Any:
+    """The oracle's domain pair: the labelled target train split in the source's place."""
+    from advent_sweep.data.priors import source_class_prior
+
+    return dataclasses.replace(data, source=data.target, class_prior=source_class_prior(data.target, data.num_classes))
+
+
+def oracle_cache(cache_dir: str) -> str:
+    """The oracle's warm-up is trained on target labels too: cached apart, since its settings equal the source one's."""
+    return str(Path(cache_dir) / "oracle")
+
+
+def train_one(config_dict: dict[str, Any], oracle: bool, cache_dir: str) -> dict[str, Any]:
+    """Train one config to the end as a sweep trial does: every evaluation and every iteration's source CE."""
     from advent_sweep.advent.run import build_trainer
     from advent_sweep.errors import TrainingDiverged
 
     config = TrainConfig.model_validate(config_dict)
-    data = _domain_data(config.data.model_dump(mode="json"), oracle)
+    data = _domain_data(config.data.model_dump(mode="json"))
+    if oracle:
+        data, cache_dir = oracle_data(data), oracle_cache(cache_dir)
     started = time.perf_counter()
-    trainer = build_trainer(config, data)
+    trainer = build_trainer(config, data, cache_dir)
     evaluations: list[dict[str, float]] = []
-    train_s, train_cpu_s, diverged = 0.0, 0.0, None
+    source_ce: list[float] = []
     loss_sums: dict[str, float] = {}
-    steps = 0
-    while trainer.iteration < config.iterations:
-        tick, cpu_tick = time.perf_counter(), time.process_time()
-        try:
+    train_s, steps, diverged = 0.0, 0, None
+    try:
+        while trainer.iteration < config.iterations:
+            tick = time.perf_counter()
             step_losses = trainer.step()
-        except TrainingDiverged as err:
-            diverged = err.iteration
-            break
-        train_s += time.perf_counter() - tick
-        train_cpu_s += time.process_time() - cpu_tick
-        for name, value in step_losses.items():
-            loss_sums[name] = loss_sums.get(name, 0.0) + value
-        steps += 1
-        if trainer.iteration % config.eval_interval == 0 or trainer.iteration == config.iterations:
-            metrics = trainer.evaluate(data.target_val)  # losses: means since the last evaluation, as a trial reports
-            evaluations.append({"iteration": trainer.iteration, **{k: v / steps for k, v in loss_sums.items()}, **metrics})
-            loss_sums, steps = {}, 0
-    done = trainer.iteration if diverged is None else diverged
-    last = evaluations[-1]["target_miou"] if evaluations and diverged is None else math.nan
-    best = max((e["target_miou"] for e in evaluations), default=math.nan)
-    return {"last": last, "best": best, "evaluations": evaluations, "diverged_at": diverged,
-            "wall_s": time.perf_counter() - started, "s_per_it": train_s / max(done, 1),
-            "cpu_s_per_it": train_cpu_s / max(done, 1), "pid": os.getpid()}  # fmt: skip
+            train_s += time.perf_counter() - tick
+            source_ce.append(step_losses["loss_seg_src_main"])
+            for name, value in step_losses.items():
+                loss_sums[name] = loss_sums.get(name, 0.0) + value
+            steps += 1
+            if trainer.iteration % config.eval_interval == 0 or trainer.iteration == config.iterations:
+                metrics = trainer.evaluate(data.target_val)  # losses: means since the last evaluation, as a trial reports
+                evaluations.append({"iteration": trainer.iteration, **{k: v / steps for k, v in loss_sums.items()}, **metrics})
+                loss_sums, steps = {}, 0
+    except TrainingDiverged as err:
+        diverged = err.iteration
+    return {"last": evaluations[-1]["target_miou"] if evaluations and diverged is None else math.nan,
+            "evaluations": evaluations, "loss_seg_src_main": source_ce, "diverged_at": diverged,
+            "wall_s": time.perf_counter() - started, "s_per_it": train_s / max(len(source_ce), 1)}  # fmt: skip
 
 
-# --- the table --------------------------------------------------------------------------------------
+# --- the plan: every (config, seed) the sections need, each trained once ---------------------------
 
 
-def _mean(values: list[float]) -> float:
-    finite = [v for v in values if not math.isnan(v)]
-    return statistics.fmean(finite) if len(finite) == len(values) and finite else math.nan
+@dataclasses.dataclass
+class Job:
+    label: str
+    seed: int
+    oracle: bool
+    config: dict[str, Any]
+    result: dict[str, Any] | None = None
 
 
-def _fmt(value: float, width: int = 6, sign: bool = False) -> str:
-    if math.isnan(value):
-        return "nan".rjust(width)
-    return f"{value:+{width}.1f}" if sign else f"{value:{width}.1f}"
+class Plan:
+    """The runs of every section, keyed by their full config JSON (and the oracle flag), so a shared one trains once."""
+
+    def __init__(self, trainer: dict[str, Any], data: dict[str, Any], threads: int) -> None:
+        self.trainer, self.data, self.threads = trainer, data, threads
+        self.jobs: dict[str, Job] = {}
+
+    def add(self, values: dict[str, Any], oracle: bool, label: str) -> str:
+        """Validate a config (before any training starts) and register it; its key."""
+        config = validate(TrainConfig, {**values, "threads": self.threads, "data": self.data}, f"run {label}")
+        dumped = config.model_dump(mode="json")
+        key = json.dumps({"oracle": oracle, "config": dumped}, sort_keys=True)
+        self.jobs.setdefault(key, Job(label, config.seed, oracle, dumped))
+        return key
+
+    def run(self, run: Run, seeds: list[int]) -> list[str]:
+        """The keys of ``run`` on each training seed."""
+        values = {**self.trainer, "method": run.method, **dict(run.params)}
+        return [self.add({**values, "seed": seed}, run.oracle, run.label) for seed in seeds]
+
+    def result(self, key: str) -> dict[str, Any]:
+        return self.jobs[key].result  # type: ignore[return-value]
+
+    def last(self, keys: list[str]) -> list[float]:
+        return [self.result(k)["last"] for k in keys]
 
 
-def report(runs: list[Run], seeds: list[int], results: dict[tuple[str, int], dict[str, Any]], header: str) -> dict[str, Any]:
-    """Print the table; return the summary (means, ratio, gains, verdicts)."""
-    base = next((r for r in runs if r.method == "source_only" and not r.oracle), None)
-    oracle = next((r for r in runs if r.oracle), None)
-    print(f"\n{header}")
-    print("target mIoU at the end of training [best over the evaluations]; Δ: gain of the last mIoU over source-only "
-          "(mean, then per seed); % oracle: mean last mIoU over the oracle's")  # fmt: skip
-    table = [["run", *(f"seed {s}" for s in seeds), "mean", "Δ mean", "Δ per seed", "% oracle", "s/it", "cpu s/it", "wall s"]]
+# --- statistics and printing ----------------------------------------------------------------------
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and sample std over seeds; NaN when a run diverged (or, for the std, with one seed)."""
+    if any(math.isnan(v) for v in values):
+        return math.nan, math.nan
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else math.nan
+
+
+def class_iou(plan: Plan, keys: list[str], class_names: tuple[str, ...]) -> list[float]:
+    """Per-class IoU at the end of training, the mean over seeds (a diverged seed left out)."""
+    finals = [plan.result(k)["evaluations"][-1] for k in keys if not math.isnan(plan.result(k)["last"])]
+    values = [[f[f"iou.{name}"] for f in finals if not math.isnan(f[f"iou.{name}"])] for name in class_names]
+    return [statistics.fmean(v) if v else math.nan for v in values]
+
+
+def percent(part: float, whole: float) -> float:
+    """``part`` as % of ``whole``; NaN for a whole of 0 (an oracle that learnt nothing)."""
+    return 100 * part / whole if whole else math.nan
+
+
+def _fmt(value: float, sign: bool = False) -> str:
+    return "nan" if math.isnan(value) else (f"{value:+.1f}" if sign else f"{value:.1f}")
+
+
+def _pm(mean: float, std: float) -> str:
+    return f"{_fmt(mean)} ± {_fmt(std)}"
+
+
+def print_table(title: str, note: str, rows: list[list[str]], text_columns: int = 1) -> None:
+    """A titled table: the first ``text_columns`` columns left-aligned, the numbers right-aligned."""
+    print(f"\n{title}\n{note}")
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        cells = (cell.ljust(w) if i < text_columns else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
+        print("  " + "  ".join(cells))
+
+
+class Verdicts:
+    """The targets' outcomes, printed under their section and collected for --check and --json."""
+
+    def __init__(self) -> None:
+        self.outcomes: dict[str, dict[str, Any]] = {}
+
+    def add(self, name: str, ok: bool, text: str) -> bool:
+        self.outcomes[name] = {"met": ok, "text": text}
+        print(f"  {name}: {text}: {'MET' if ok else 'MISSED'}")
+        return ok
+
+
+# --- the sections ------------------------------------------------------------------------------------
+
+
+def gap_section(plan: Plan, keys: dict[Run, list[str]], seeds: list[int], verdicts: Verdicts) -> dict[str, Any]:
+    """a. Per-seed end mIoU of source-only, the oracle and the paper's defaults; noise floor, ratio and gain."""
+    base = parse_run("source_only")
+    base_mean = mean_std(plan.last(keys[base]))[0]
+    oracle_mean = mean_std(plan.last(keys[parse_run("oracle")]))[0]
+    rows = [["run", *(f"seed {s}" for s in seeds), "mean", "std", "Δ vs source-only", "% oracle", "s/it"]]
     summary: dict[str, Any] = {"runs": {}}
-    for run in runs:
-        cells = [results[run.spec, s] for s in seeds]
-        last, best = [c["last"] for c in cells], [c["best"] for c in cells]
-        m_last, m_best = _mean(last), _mean(best)
-        adapted = base is not None and run is not base and not run.oracle
-        gains = [results[run.spec, s]["last"] - results[base.spec, s]["last"] for s in seeds] if base else []
-        gain = m_last - _mean([results[base.spec, s]["last"] for s in seeds]) if base else math.nan
-        ratio = 100 * m_last / _mean([results[oracle.spec, s]["last"] for s in seeds]) if oracle else math.nan
-        s_it = statistics.fmean(c["s_per_it"] for c in cells)
-        cpu_s_it = statistics.fmean(c["cpu_s_per_it"] for c in cells)
-        wall = statistics.fmean(c["wall_s"] for c in cells)
-        diverged = [s for s, c in zip(seeds, cells) if c["diverged_at"] is not None]
-        table.append([
-            run.label + (f" (diverged: seeds {diverged})" if diverged else ""),
-            *(f"{_fmt(c['last'], 0)} [{_fmt(c['best'], 0)}]" for c in cells),
-            f"{_fmt(m_last, 0)} [{_fmt(m_best, 0)}]",
-            _fmt(gain, 0, sign=True) if adapted else "",
-            " ".join(_fmt(g, 0, sign=True) for g in gains) if adapted else "",
-            f"{ratio:.0f}%" if not math.isnan(ratio) else "",
-            f"{s_it:.3f}",
-            f"{cpu_s_it:.3f}",
-            f"{wall:.0f}",
-        ])  # fmt: skip
-        summary["runs"][run.spec] = {"label": run.label, "last": last, "best": best, "mean_last": m_last,
-                                     "mean_best": m_best, "gain_mean": gain, "gains": gains, "pct_oracle": ratio,
-                                     "s_per_it": s_it, "cpu_s_per_it": cpu_s_it, "wall_s": wall, "diverged_seeds": diverged}  # fmt: skip
-    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
-    for row in table:
-        print("  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths))))
+    for run, run_keys in keys.items():
+        last = plan.last(run_keys)
+        mean, std = mean_std(last)
+        s_it = statistics.fmean(plan.result(k)["s_per_it"] for k in run_keys)
+        rows.append([run.label, *map(_fmt, last), _fmt(mean), _fmt(std),
+                     "" if run in (base, parse_run("oracle")) else _fmt(mean - base_mean, sign=True),
+                     _fmt(percent(mean, oracle_mean)) + "%", f"{s_it:.3f}"])  # fmt: skip
+        summary["runs"][run.label] = {"last": last, "mean": mean, "std": std, "gain": mean - base_mean,
+                                      "pct_oracle": percent(mean, oracle_mean), "s_per_it": s_it}  # fmt: skip
+    print_table("a. Noise floor and gap", "target mIoU at the end of training, per training seed (same data)", rows)
 
-    verdicts = []
-    if base and oracle:
-        ratio = summary["runs"][base.spec]["pct_oracle"]
-        per_seed = [100 * results[base.spec, s]["last"] / results[oracle.spec, s]["last"] for s in seeds]
-        ok = RATIO_TARGET[0] <= ratio <= RATIO_TARGET[1]
-        summary["source_only_pct_oracle"], summary["ratio_ok"] = ratio, ok
-        verdicts.append(ok)
-        print(f"\nsource-only / oracle: {ratio:.1f}% on the mean (per seed: {', '.join(f'{p:.0f}%' for p in per_seed)}); "
-              f"target {RATIO_TARGET[0]:.0f}–{RATIO_TARGET[1]:.0f}%: {'MET' if ok else 'MISSED'}")  # fmt: skip
-    adapted = [r for r in runs if r.method != "source_only"]
-    if base and adapted:
-        def gain_of(run: Run) -> float:
-            value = summary["runs"][run.spec]["gain_mean"]
-            return -math.inf if math.isnan(value) else value
-
-        adv = [r for r in adapted if r.method in ADVENT_METHODS]
-        if adv:
-            top = max(adv, key=gain_of)
-            gain = summary["runs"][top.spec]["gain_mean"]
-            ok = gain >= GAIN_TARGET
-            summary["best_advent_run"], summary["best_advent_gain"], summary["gain_ok"] = top.spec, gain, ok
-            verdicts.append(ok)
-            print(f"best ADVENT gain over source-only (methods {', '.join(ADVENT_METHODS)}): "
-                  f"{_fmt(gain, 0, sign=True).strip()} points ({top.label}); target >= +{GAIN_TARGET:.0f}: {'MET' if ok else 'MISSED'}")  # fmt: skip
-        top = max(adapted, key=gain_of)
-        print(f"best gain of any adaptation run: {_fmt(summary['runs'][top.spec]['gain_mean'], 0, sign=True).strip()} "
-              f"points ({top.label})")  # fmt: skip
-    summary["all_met"] = all(verdicts) if verdicts else None
+    stds = {r: summary["runs"][parse_run(r).label]["std"] for r in NOISE_RUNS}
+    floor = math.nan if any(math.isnan(s) for s in stds.values()) else max(stds.values())
+    summary["noise_floor"] = floor
+    verdicts.add("noise floor", floor <= NOISE_FLOOR_MAX,
+                 f"max std of {', '.join(f'{parse_run(r).label} {_fmt(s)}' for r, s in stds.items())} = {_fmt(floor)} "
+                 f"(target <= {NOISE_FLOOR_MAX})")  # fmt: skip
+    ratio = percent(base_mean, oracle_mean)
+    verdicts.add("gap: source-only / oracle", RATIO_TARGET[0] <= ratio <= RATIO_TARGET[1],
+                 f"{_fmt(ratio)}% (target {RATIO_TARGET[0]:.0f}–{RATIO_TARGET[1]:.0f}%)")  # fmt: skip
+    gains = {parse_run(r).label: summary["runs"][parse_run(r).label]["gain"] for r in PAPER_DEFAULTS}
+    best = max(gains, key=lambda label: -math.inf if math.isnan(gains[label]) else gains[label])
+    verdicts.add("gain of the paper's defaults", gains[best] >= GAIN_TARGET,
+                 f"best {best}: {_fmt(gains[best], sign=True)} points (target >= +{GAIN_TARGET:.0f})")
+    summary.update(source_only_pct_oracle=ratio, best_default=best, best_default_gain=gains[best])
     return summary
+
+
+def lambda_section(plan: Plan, grids: dict[str, list[tuple[float, Run, list[str]]]], base_keys: list[str],
+                   seeds: list[int], floor: float, class_names: tuple[str, ...], verdicts: Verdicts) -> dict[str, Any]:
+    """b. Mean ± std over seeds along each λ grid; spread against the noise floor, interior optimum, per-class IoU at the top λ_ent."""
+    base_mean = mean_std(plan.last(base_keys))[0]
+    rows = [["method λ", *(f"seed {s}" for s in seeds), "mean ± std", "Δ vs source-only"]]
+    summary: dict[str, Any] = {"grids": {}}
+    points: list[tuple[float, str]] = []  # (mean, label) of every grid point
+    for param, grid in grids.items():
+        means = []
+        for value, run, keys in grid:
+            mean, std = mean_std(plan.last(keys))
+            means.append(mean)
+            points.append((mean, run.label))
+            rows.append([run.label, *map(_fmt, plan.last(keys)), _pm(mean, std), _fmt(mean - base_mean, sign=True)])
+        summary["grids"][param] = {"values": [v for v, _, _ in grid], "means": means,
+                                   "stds": [mean_std(plan.last(k))[1] for _, _, k in grid]}  # fmt: skip
+    print_table("b. λ range", f"target mIoU at the end per seed; {len(grids)} grids over the space's λ ranges, "
+                f"source-only {_fmt(base_mean)}", rows)  # fmt: skip
+
+    finite = [p for p in points if not math.isnan(p[0])]
+    if finite:
+        (best, best_label), (worst, worst_label) = max(finite), min(finite)
+        spread = best - worst
+        times = spread / floor if floor > 0 else math.inf if floor == 0 else math.nan
+        verdicts.add("λ matters", spread >= SPREAD_FACTOR * floor,
+                     f"best {best_label} {_fmt(best)} − worst {worst_label} {_fmt(worst)} = {_fmt(spread)} points = "
+                     f"{times:.1f}× the noise floor {_fmt(floor)} (target >= {SPREAD_FACTOR:.0f}×)")  # fmt: skip
+        summary.update(best=best_label, worst=worst_label, spread=spread)
+    for param, grid in grids.items():
+        means = summary["grids"][param]["means"]
+        top = max(range(len(means)), key=lambda i: -math.inf if math.isnan(means[i]) else means[i])
+        verdicts.add(f"interior optimum of {param}", 0 < top < len(means) - 1,
+                     f"argmax {grid[top][1].label} ({top + 1} of {len(means)})")
+        summary["grids"][param]["argmax"] = grid[top][0]
+
+    if "lambda_ent_main" in grids:
+        _, run, keys = grids["lambda_ent_main"][-1]
+        base_iou, top_iou = class_iou(plan, base_keys, class_names), class_iou(plan, keys, class_names)
+        rows = [["class", "source_only", run.label, "Δ"]]
+        rows += [[name, _fmt(b), _fmt(t), _fmt(t - b, sign=True)] for name, b, t in zip(class_names, base_iou, top_iou)]
+        print_table("per-class target IoU at the largest λ_ent (mean over seeds; the metrics give no prediction share)",
+                    "too large a λ_ent shows as classes falling to 0 while frequent ones hold", rows)  # fmt: skip
+        summary["class_iou"] = {"source_only": dict(zip(class_names, base_iou)), run.label: dict(zip(class_names, top_iou))}
+    return summary
+
+
+def mu_section(plan: Plan, lambda_ent: float, runs: dict[float, list[str]], base_keys: list[str], seeds: list[int],
+               class_names: tuple[str, ...]) -> dict[str, Any]:
+    """c. What the class-ratio prior μ does at the too-large λ_ent (``runs`` by μ, μ = 0 from the λ range)."""
+    zero = mean_std(plan.last(runs[0.0]))[0]
+    rows = [["minent λent=" + _number(lambda_ent), *(f"seed {s}" for s in seeds), "mean ± std", "Δ vs μ = 0"]]
+    summary: dict[str, Any] = {"lambda_ent_main": lambda_ent, "runs": {}}
+    for mu, keys in runs.items():
+        mean, std = mean_std(plan.last(keys))
+        rows.append([f"μ={_number(mu)}", *map(_fmt, plan.last(keys)), _pm(mean, std), _fmt(mean - zero, sign=True)])
+        summary["runs"][mu] = {"last": plan.last(keys), "mean": mean, "std": std,
+                               "class_iou": dict(zip(class_names, class_iou(plan, keys, class_names)))}  # fmt: skip
+    print_table("c. μ at too-large λ_ent", "target mIoU at the end per seed", rows)
+    ious = [class_iou(plan, base_keys, class_names), *(class_iou(plan, keys, class_names) for keys in runs.values())]
+    rows = [["class", "source_only", *(f"μ={_number(mu)}" for mu in runs)]]
+    rows += [[name, *(_fmt(iou[c]) for iou in ious)] for c, name in enumerate(class_names)]
+    print_table("per-class target IoU (mean over seeds)", f"minent at λent={_number(lambda_ent)}", rows)
+    return summary
+
+
+def rung_section(plan: Plan, configs: list[tuple[dict[str, Any], str]], rung: int, verdicts: Verdicts) -> dict[str, Any]:
+    """d. Spearman ρ between target mIoU at the first ASHA rung and at the end, over sampled configurations."""
+    from scipy.stats import spearmanr
+
+    rows = [["#", "params", f"at rung (it {rung})", "end"]]
+    at_rung, at_end, listed = [], [], []
+    for i, (params, key) in enumerate(configs, 1):
+        result = plan.result(key)
+        early = next((e["target_miou"] for e in result["evaluations"] if e["iteration"] >= rung), math.nan)
+        at_rung.append(early)
+        at_end.append(result["last"])
+        text = " ".join(f"{SHORT.get(k, k)}={_number(v)}" for k, v in params.items())
+        rows.append([str(i), text, _fmt(early), _fmt(result["last"])])
+        listed.append({"params": params, "rung": early, "end": result["last"]})
+    print_table("d. Rung correlation", f"{len(configs)} configurations (Optuna RandomSampler), FIFO to the end, "
+                f"seed {plan.jobs[configs[0][1]].seed}", rows, text_columns=2)  # fmt: skip
+    pairs = [(a, b) for a, b in zip(at_rung, at_end) if not (math.isnan(a) or math.isnan(b))]
+    constant = len(pairs) < 3 or any(len(set(values)) == 1 for values in zip(*pairs))
+    rho = math.nan if constant else float(spearmanr(*zip(*pairs)).statistic)
+    verdicts.add("rungs carry signal", rho >= RHO_TARGET,
+                 f"Spearman ρ(rung, end) = {rho:.2f} over {len(pairs)} configurations"
+                 + (" (undefined: fewer than 3, or one side constant)" if constant else "") + f" (target >= {RHO_TARGET})")
+    return {"rung": rung, "configs": listed, "spearman": rho}
+
+
+def ce_section(plan: Plan, warmups: list[dict[str, Any]], num_classes: int, verdicts: Verdicts) -> dict[str, Any]:
+    """e. The source CE: the warm-up's curve, then every run's per-iteration CE against ln C."""
+    start = math.log(num_classes)
+    rows = [["phase", "runs", "first-iteration CE", "max CE", "at (run, seed, iteration)", "last-10 mean"]]
+    for warm in warmups:
+        ce = warm["loss_seg_src_main"]
+        rows.append([f"source warm-up ({len(ce)} it, {'read from the cache' if warm['reused'] else 'trained here'})",
+                     "1", f"{ce[0]:.3f}", f"{max(ce):.3f}", f"it {ce.index(max(ce)) + 1}", f"{statistics.fmean(ce[-10:]):.3f}"])  # fmt: skip
+    groups: dict[str, list[Job]] = {}
+    for job in plan.jobs.values():
+        groups.setdefault("oracle (CE on target labels)" if job.oracle else job.config["method"], []).append(job)
+    summary: dict[str, Any] = {"ln_num_classes": start, "groups": {}}
+    for name, jobs in sorted(groups.items(), key=lambda item: item[0].startswith("oracle")):
+        curves = [(j, j.result["loss_seg_src_main"]) for j in jobs if j.result["loss_seg_src_main"]]
+        peak, where = max((max(c), (j.label, j.seed, c.index(max(c)) + 1)) for j, c in curves)
+        rows.append([f"runs: {name}", str(len(jobs)), f"{statistics.fmean(c[0] for _, c in curves):.3f}",
+                     f"{peak:.3f}", f"{where[0]}, seed {where[1]}, it {where[2]}",
+                     f"{statistics.fmean(statistics.fmean(c[-10:]) for _, c in curves):.3f}"])  # fmt: skip
+        summary["groups"][name] = {"max": peak, "at": where}
+    print_table("e. Source CE after the warm-up",
+                f"per-iteration loss_seg_src_main; starting value ln C = ln {num_classes} = {start:.3f} (uniform prediction)"
+                + ("" if warmups else "; no trainer.source_warmup: runs start from scratch"), rows)  # fmt: skip
+    source_peaks = [g["max"] for name, g in summary["groups"].items() if not name.startswith("oracle")]
+    peak = max(source_peaks)
+    summary["max_after_warmup"] = peak
+    verdicts.add("no loss explosion", peak < start,
+                 f"max source CE of the runs after the warm-up {peak:.3f} (target < ln C = {start:.3f})")
+    return summary
+
+
+# --- main ---------------------------------------------------------------------------------------------
+
+
+def sample_configs(spec: SweepSpec, count: int, seed: int) -> list[dict[str, Any]]:
+    """``count`` parameter sets drawn from the spec's space as a sweep's searcher would, with a RandomSampler."""
+    import optuna
+
+    from advent_sweep.sweep.searchers import DefineByRun
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    space, drawn = DefineByRun(spec), []
+    for _ in range(count):
+        trial = study.ask()
+        space(trial)
+        drawn.append(dict(trial.params))
+    return drawn
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--spec", type=Path, default=QUICKSTART, help="sweep file whose data and trainer settings to use (default: quickstart)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=None, help="data and trainer seeds (default 0 1 2; --quick: 0)")
-    parser.add_argument("--methods", nargs="+", default=None, metavar="RUN",
-                        help="runs: source_only, oracle, METHOD[:key=value,...] (default: " + " ".join(DEFAULT_RUNS) + ")")
+    parser.add_argument("--spec", type=Path, default=QUICKSTART, help="sweep file whose data, trainer, space and scheduler to use (default: quickstart)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds, on the spec's data seed (default 0 1 2)")
+    parser.add_argument("--grid-points", type=int, default=None, help="λ values per λ grid, log-spaced over the space's range (default 5; --quick: 3)")
+    parser.add_argument("--mu", type=float, nargs="+", default=None, help="class_prior_mu values at the largest λ_ent (default 0.5 1.0; --quick: none)")
+    parser.add_argument("--rung-configs", type=int, default=8, help="configurations sampled for the rung correlation (default 8)")
+    parser.add_argument("--rung-seed", type=int, default=0, help="seed of their RandomSampler (default 0)")
     parser.add_argument("--iterations", type=int, default=None, help="training iterations (default: the spec's; sets the poly horizon too)")
     parser.add_argument("--eval-interval", type=int, default=None, help="evaluate every N iterations (default: the spec's)")
     parser.add_argument("--set", dest="settings", type=parse_setting, action="append", default=[], metavar="KEY=VALUE",
                         help="override a trainer setting for every run, e.g. lr=5e-3 batch_size_source=8 (repeatable)")
-    parser.add_argument("--target-style", dest="target_style", type=parse_setting, action="append", default=[],
-                        metavar="FIELD=VALUE", help="try another value of a target Style field (calibration only; "
-                        "STYLES in advent_sweep/data/synthetic.py is what the package uses), e.g. contrast=0.6")
-    parser.add_argument("--quick", action="store_true", help="one seed; source_only, oracle and advent at λ_adv 1e-3 and 1e-2")
+    parser.add_argument("--quick", action="store_true", help="the cheapest run that prints every section: 3-point λ grids, no μ runs unless --mu")
+    parser.add_argument("--cache-dir", default=str(DEFAULT_CACHE), help=f"where the source warm-up is cached (default {DEFAULT_CACHE})")
     parser.add_argument("--jobs", type=int, default=2, help="runs trained at once, each in its own process (default 2)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run (default 1, as a 1-CPU sweep trial)")
-    parser.add_argument("--json", type=Path, default=None, help="also write every number to this file")
+    parser.add_argument("--json", type=Path, default=None, help="also write every number, every evaluation included, to this file")
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args(argv)
+    grid_points = args.grid_points or (3 if args.quick else 5)
+    mus = args.mu if args.mu is not None else ([] if args.quick else [0.5, 1.0])
+    if args.rung_configs < 3:
+        parser.error("--rung-configs must be at least 3 for a rank correlation (the target asks for 8)")
+    if grid_points < 3:
+        parser.error("--grid-points must be at least 3 (an interior optimum needs an inside)")
+    if len(args.seeds) < 2 or len(set(args.seeds)) < len(args.seeds):
+        parser.error("--seeds needs at least 2 distinct training seeds for a std (the targets ask for 3)")
 
-    sys.path.insert(0, str(REPO))
-    from advent_sweep.sweep.spec import SweepSpec
+    try:
+        spec = SweepSpec.from_yaml(args.spec)
+        trainer = {**spec.trainer, **dict(args.settings)}
+        if args.iterations is not None:
+            trainer["iterations"] = args.iterations
+            trainer["poly_horizon"] = max(args.iterations, int(dict(args.settings).get("poly_horizon", 0)))
+        if args.eval_interval is not None:
+            trainer["eval_interval"] = args.eval_interval
+        data = spec.data.model_dump(mode="json")
+        plan = Plan(trainer, data, args.threads)
 
-    spec = SweepSpec.from_yaml(args.spec)
-    seeds = args.seeds if args.seeds is not None else ([0] if args.quick else [0, 1, 2])
-    runs = [parse_run(r) for r in (args.methods or (QUICK_RUNS if args.quick else DEFAULT_RUNS))]
-    trainer = {**spec.trainer, **dict(args.settings)}
-    if args.iterations is not None:
-        trainer["iterations"] = args.iterations
-        trainer["poly_horizon"] = max(args.iterations, int(dict(args.settings).get("poly_horizon", 0)))
-    if args.eval_interval is not None:
-        trainer["eval_interval"] = args.eval_interval
-    data = spec.data.model_dump(mode="json")
-    target_style = {key: _tuples(value) for key, value in args.target_style}
-    if target_style:
-        from advent_sweep.data.synthetic import STYLES
+        gap_keys = {parse_run(r): plan.run(parse_run(r), args.seeds) for r in GAP_RUNS}
+        grids = {}
+        for param, method in LAMBDA_METHOD.items():
+            if isinstance(spec.space.get(param), FloatParam):
+                runs = [Run(method, ((param, v),)) for v in lambda_grid(spec.space[param], grid_points)]
+                grids[param] = [(run.params[0][1], run, plan.run(run, args.seeds)) for run in runs]
+        mu_runs: dict[float, list[str]] = {}
+        if mus and "lambda_ent_main" in grids:
+            top_value, _, top_keys = grids["lambda_ent_main"][-1]
+            mu_runs = {0.0: top_keys} | {
+                mu: plan.run(Run("minent", (("lambda_ent_main", top_value), ("class_prior_mu", mu))), args.seeds) for mu in mus
+            }
+        run_spec = spec.model_copy(update={"trainer": trainer})  # the trials' configs with the overrides
+        rung_configs = []
+        for i, params in enumerate(sample_configs(spec, args.rung_configs, args.rung_seed), 1):
+            values = {**run_spec.train_config(params).model_dump(mode="json"), "seed": args.seeds[0]}
+            rung_configs.append((params, plan.add(values, False, f"rung config {i}")))
+        base = validate(TrainConfig, {**trainer, "threads": args.threads, "data": data}, "trainer")
+        rung = (spec.scheduler.rungs() or [min(base.eval_interval, base.iterations)])[0]
+        if rung > base.iterations:
+            raise ConfigError(f"the first ASHA rung ({rung}) is past the runs' {base.iterations} iterations")
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
 
-        dataclasses.replace(STYLES["target"], **target_style)  # an unknown field fails here, before training
+    from advent_sweep.advent.warmup import load_or_train_warmup, warmup_path
 
-    jobs = []
-    for seed in seeds:
-        seeded_data = {**data, "synthetic": {**data["synthetic"], "seed": seed}}
-        for run in runs:
-            config = {**trainer, "method": run.method, **run.params, "seed": seed, "data": seeded_data}
-            jobs.append(((run.spec, seed), config, run.oracle))
-    # validate every config here, before any training starts
-    from advent_sweep.advent.config import TrainConfig
+    jobs = sorted(plan.jobs.values(), key=lambda job: COST.get(job.config["method"], 0))
+    shown = {k: trainer[k] for k in ("backbone", "lr", "iterations", "eval_interval", "batch_size_source", "batch_size_target", "source_warmup") if k in trainer}
+    synthetic = data["synthetic"]
+    print(f"synthetic gap: {args.spec.name} trainer {shown}, data {synthetic['size']} {synthetic['num_train']} train / "
+          f"{synthetic['num_val']} val (data seed {synthetic['seed']}), training seeds {args.seeds}; "
+          f"{len(jobs)} runs on {args.jobs} processes × {args.threads} thread(s)", flush=True)  # fmt: skip
 
-    for _, config, _ in jobs:
-        TrainConfig.model_validate(config)
-    # the slowest first, so the pool ends together
-    order = {"advent_minent": 0, "advent": 1, "minent": 2, "source_only": 3}
-    jobs.sort(key=lambda job: order.get(job[1]["method"], 0))
-
-    shown = {k: trainer[k] for k in ("backbone", "lr", "iterations", "batch_size_source", "batch_size_target", "multi_level") if k in trainer}
-    header = (f"synthetic gap: {args.spec.name} trainer {shown}, data {data['synthetic']['size']} "
-              f"{data['synthetic']['num_train']} train / {data['synthetic']['num_val']} val, seeds {seeds}, "
-              f"{len(jobs)} runs on {args.jobs} processes × {args.threads} thread(s)"
-              + (f"; target style changed: {target_style}" if target_style else ""))  # fmt: skip
-    print(header, flush=True)
     started = time.perf_counter()
-    results: dict[tuple[str, int], dict[str, Any]] = {}
+    domain = _domain_data(data)
+    warmups: dict[str, dict[str, Any]] = {}  # one per distinct warm-up: one unless the space searches a setting it inherits
+    for job in jobs:
+        config = TrainConfig.model_validate(job.config)
+        if config.source_warmup and job.oracle:  # trained once here too, on target labels, and not a source CE curve
+            load_or_train_warmup(config, oracle_data(domain), oracle_cache(args.cache_dir))
+        elif config.source_warmup and warmup_path(config, args.cache_dir) not in warmups:
+            record = load_or_train_warmup(config, domain, args.cache_dir)  # once here, so no two workers train it
+            record.pop("segmenter")
+            warmups[warmup_path(config, args.cache_dir)] = record
+            done = "read from the cache" if record["reused"] else f"trained in {record['seconds']:.0f} s"
+            print(f"source warm-up ({config.source_warmup}): {done}; {warmup_path(config, args.cache_dir)}", flush=True)
+
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(args.jobs, mp_context=context, initializer=_init_worker, initargs=(args.threads, target_style)) as pool:
-        futures = {pool.submit(train_one, config, oracle): key for key, config, oracle in jobs}
+    with ProcessPoolExecutor(args.jobs, mp_context=context) as pool:
+        futures = {pool.submit(train_one, job.config, job.oracle, args.cache_dir): job for job in jobs}
         for future in as_completed(futures):
-            key = futures[future]
-            results[key] = result = future.result()
-            evals = " ".join(f"{e['target_miou']:.1f}" for e in result["evaluations"])
-            print(f"  [{time.perf_counter() - started:6.0f} s] {key[0]} seed {key[1]}: last {result['last']:.1f} "
-                  f"best {result['best']:.1f} ({result['s_per_it']:.3f} s/it, cpu {result['cpu_s_per_it']:.3f} s/it, {result['wall_s']:.0f} s; evals {evals})",
-                  flush=True)  # fmt: skip
+            job = futures[future]
+            job.result = result = future.result()
+            evals = " ".join(_fmt(e["target_miou"]) for e in result["evaluations"])
+            print(f"  [{time.perf_counter() - started:6.0f} s] {job.label} seed {job.seed}: last {_fmt(result['last'])} "
+                  f"({result['s_per_it']:.3f} s/it, {result['wall_s']:.0f} s; evals {evals})"
+                  + (f" DIVERGED at {result['diverged_at']}" if result["diverged_at"] is not None else ""), flush=True)  # fmt: skip
     total = time.perf_counter() - started
-    summary = report(runs, seeds, results, header)
-    print(f"benchmark wall time: {total:.0f} s ({total / 60:.1f} min); load average now {os.getloadavg()[0]:.1f}")
+
+    verdicts = Verdicts()
+    base_keys = gap_keys[parse_run("source_only")]
+    sections: dict[str, Any] = {"gap": gap_section(plan, gap_keys, args.seeds, verdicts)}
+    floor = sections["gap"]["noise_floor"]
+    sections["lambda"] = lambda_section(plan, grids, base_keys, args.seeds, floor, domain.class_names, verdicts)
+    if mu_runs:
+        sections["mu"] = mu_section(plan, grids["lambda_ent_main"][-1][0], mu_runs, base_keys, args.seeds, domain.class_names)
+    else:
+        print("\nc. μ at too-large λ_ent\n  not run (" + ("--quick; pass --mu to run it)" if args.quick else "the space has no float lambda_ent_main)"))
+    sections["rungs"] = rung_section(plan, rung_configs, rung, verdicts)
+    sections["source_ce"] = ce_section(plan, list(warmups.values()), domain.num_classes, verdicts)
+
+    all_met = all(v["met"] for v in verdicts.outcomes.values())
+    missed = [name for name, v in verdicts.outcomes.items() if not v["met"]]
+    print(f"\ntargets: {'all met' if all_met else 'missed: ' + ', '.join(missed)}")
+    print(f"benchmark wall time: {total:.0f} s ({total / 60:.1f} min), {len(jobs)} runs")
     if args.json:
-        summary.update(seeds=seeds, trainer=trainer, wall_s=total,
-                       results={f"{k[0]}@{k[1]}": v for k, v in results.items()})  # fmt: skip
+        summary = {"spec": str(args.spec), "trainer": base.model_dump(mode="json", exclude={"data"}), "data": data, "seeds": args.seeds, "cache_dir": args.cache_dir,
+                   "sections": sections, "verdicts": verdicts.outcomes, "all_met": all_met, "wall_s": total,
+                   "warmups": list(warmups.values()),
+                   "runs": [dataclasses.asdict(job) for job in jobs]}  # fmt: skip
         args.json.write_text(json.dumps(summary, indent=1, default=str))
-    return 1 if args.check and summary.get("all_met") is False else 0
+    return 1 if args.check and not all_met else 0
 
 
 if __name__ == "__main__":

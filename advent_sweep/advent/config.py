@@ -21,6 +21,20 @@ METHODS_WITH_ENTROPY_LOSS = ("minent", "advent_minent")
 OFFICIAL_REPEATS_BACKBONE = "resnet101"  # the official v1 DeepLab-V2 whose optim_parameters repeats parameters
 
 
+class SourceWarmup(BaseModel):
+    """A source-only model that every run with these settings starts from (see advent/warmup.py).
+
+    It inherits the run's backbone, weights, source batch size, threads and data; its own
+    iterations (with a poly schedule over them), learning rate and seed are set here.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    iterations: int = Field(ge=1)
+    lr: float = Field(gt=0.0)
+    seed: int = 0
+
+
 class TrainConfig(BaseModel):
     """One ADVENT training run (the symbols are the paper's: λ, μ, [e_lo, e_hi])."""
 
@@ -29,6 +43,9 @@ class TrainConfig(BaseModel):
     method: Method = "advent"
     backbone: str = "resnet101"
     weights: str | None = None
+    # Start from a cached source-only model instead of `weights` alone: the shared pretrained start that
+    # ADVENT papers assume, for backbones trained from scratch (the synthetic benchmark). None: no warm-up.
+    source_warmup: SourceWarmup | None = None
     multi_level: bool = True
     param_repeats: Literal["official", "unique"] = "official"  # left out: official for resnet101, else unique
 
@@ -59,6 +76,10 @@ class TrainConfig(BaseModel):
     amp: Literal["off", "bf16", "fp16"] = "off"
     channels_last: bool = True
     compile: bool = False
+    # Momentum of the segmenter's BN running statistics, which evaluation uses. None keeps PyTorch's 0.1, as the
+    # official code; a smaller value averages them over more batches (0.01: about the last 100), so that a
+    # run's score depends less on its last few small target batches (the synthetic quickstart's noise floor).
+    bn_momentum: float | None = Field(None, gt=0.0, le=1.0)
     # torch intra-op threads: the count sets the float summation order, so a rerun matches bit for bit only
     # with the same one. None: all of this machine's (what torch has when the Trainer is built); a sweep sets it
     # from resources.cpu, and the run's config.yaml records the count used.

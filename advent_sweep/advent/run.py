@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from advent_sweep.advent.config import TrainConfig
 from advent_sweep.advent.trainer import Trainer, resolve_threads
+from advent_sweep.advent.warmup import load_or_train_warmup
 from advent_sweep.data import DomainData
 from advent_sweep.errors import ConfigError
 from advent_sweep.storage import write_atomically
@@ -27,9 +28,15 @@ from advent_sweep.storage import write_atomically
 CHECKPOINT, METRICS, CONFIG = "checkpoint.pt", "metrics.json", "config.yaml"
 
 
-def build_trainer(config: TrainConfig, data: DomainData) -> Trainer:
-    """A Trainer on a built domain pair (p_s passed only when μ uses it)."""
-    return Trainer(
+def build_trainer(config: TrainConfig, data: DomainData, cache_dir: str | Path | None = None) -> Trainer:
+    """A Trainer on a built domain pair (p_s passed only when μ uses it).
+
+    With a ``source_warmup`` its segmenter starts from that source-only model, read from
+    ``cache_dir`` or trained (and cached there) first, before the Trainer seeds torch: a run
+    is the same whether its warm-up was cached or not.
+    """
+    warm_start = load_or_train_warmup(config, data, cache_dir)["segmenter"] if config.source_warmup else None
+    trainer = Trainer(
         config,
         data.source,
         data.target,
@@ -37,6 +44,9 @@ def build_trainer(config: TrainConfig, data: DomainData) -> Trainer:
         class_names=data.class_names,
         class_prior=data.class_prior if config.class_prior_mu > 0 else None,
     )
+    if warm_start is not None:
+        trainer.segmenter.load_state_dict(warm_start)
+    return trainer
 
 
 def selection_summary(evaluations: list[dict[str, float]]) -> dict[str, dict[str, float] | None]:
@@ -71,10 +81,11 @@ def prepare_output(output: Path, config: TrainConfig, resume: bool) -> TrainConf
     return config
 
 
-def train_to_end(config: TrainConfig, data: DomainData, output: Path, resume: bool = False, progress: bool = True) -> dict[str, Any]:
-    """Train for ``config.iterations``, evaluating and checkpointing every ``eval_interval``."""
+def train_to_end(config: TrainConfig, data: DomainData, output: Path, resume: bool = False, progress: bool = True,
+                 cache_dir: str | Path | None = None) -> dict[str, Any]:
+    """Train for ``config.iterations``, evaluating and checkpointing every ``eval_interval``; a source warm-up is cached in ``cache_dir``."""
     config = prepare_output(output, config, resume)
-    trainer = build_trainer(config, data)
+    trainer = build_trainer(config, data, cache_dir)
     evaluations: list[dict[str, float]] = []
     if resume and (output / CHECKPOINT).exists():
         trainer.load_state_dict(torch.load(output / CHECKPOINT, weights_only=False))

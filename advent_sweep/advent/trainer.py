@@ -104,6 +104,10 @@ class Trainer:
         torch.manual_seed(config.seed)
 
         self.segmenter = build_segmenter(config.backbone, num_classes, config.multi_level, config.weights).to(self.device)
+        if config.bn_momentum is not None:
+            for module in self.segmenter.modules():
+                if isinstance(module, nn.BatchNorm2d):
+                    module.momentum = config.bn_momentum
         self.segmenter.train()
         levels = LEVELS if config.multi_level else ("main",)
         self.discriminators = nn.ModuleDict(

@@ -62,10 +62,8 @@ STYLES: dict[str, Style] = {
     ),
     # Dusk in another city, through a cheap camera: every class's colour shifted a little, flat surfaces
     # (no windows, paving joints or leaf texture), darker, flatter contrast, warm cast, soft focus, sensor
-    # noise. Calibrated with benchmarks/synthetic_gap.py at the quickstart budget (ResNet-18 from scratch,
-    # 64x64, 120 iterations, seeds 0-2): source-only reaches 59% of a target-trained oracle's mIoU (about
-    # half on seeds 0 and 1) and ADVENT gains 7-11 points. A source model whose BN statistics are
-    # re-estimated on target matches the oracle: the gap is one of appearance statistics.
+    # noise. Measured with benchmarks/synthetic_gap.py at the quickstart budget (the table is in the README):
+    # most of the gap is one of appearance statistics, which the target batches' BN statistics close.
     "target": Style(
         palette=((105, 95, 90), (165, 160, 160), (130, 110, 105), (80, 75, 70),
                  (85, 130, 50), (130, 165, 215), (70, 60, 160)),

@@ -16,6 +16,7 @@ from typing import Any
 
 import pyarrow.fs as pafs
 
+from advent_sweep.advent.warmup import INHERITED, load_or_train_warmup
 from advent_sweep.data import DomainData, build_domain_data
 from advent_sweep.data.labels import scores_miou_13
 from advent_sweep.errors import ConfigError
@@ -49,11 +50,6 @@ class SweepOutcome:
         state) do not count: a resume cannot bring them back.
         """
         return self.statuses.get("running", 0) > 0
-
-
-def _cache_dir(spec: SweepSpec) -> str:
-    """p_s is cached beside the sweeps, in the storage they share (a folder or a URI)."""
-    return f"{spec.storage.rstrip('/')}/.cache"
 
 
 def check_sweep_folder(spec: SweepSpec, resume: bool) -> None:
@@ -124,9 +120,24 @@ def check_metric(spec: SweepSpec, data: DomainData) -> None:
 def prepare(spec: SweepSpec, resume: bool) -> DomainData:
     """Check the sweep folder, build (validate) the data and check the metric against it, before Ray starts."""
     check_sweep_folder(spec, resume)
-    data = build_domain_data(spec.data, cache_dir=_cache_dir(spec))
+    data = build_domain_data(spec.data, cache_dir=spec.cache_dir)
     check_metric(spec, data)
     return data
+
+
+def prepare_warmup(spec: SweepSpec, data: DomainData) -> None:
+    """Train (or read back) the source warm-up that every trial starts from, once, before Ray starts.
+
+    When the space searches a setting the warm-up inherits (the backbone, say), trials need
+    different warm-ups: each trains and caches its own on first use.
+    """
+    config = spec.train_config({})
+    if config.source_warmup is None or set(spec.space) & set(INHERITED):
+        return
+    print(f"source warm-up: {config.source_warmup.iterations} source-only iterations, cached in {spec.cache_dir}", flush=True)
+    record = load_or_train_warmup(config, data, spec.cache_dir)
+    done = "read back" if record["reused"] else f"trained in {record['seconds']:.0f} s"
+    print(f"source warm-up: {done}", flush=True)
 
 
 def _start_ray(address: str | None) -> bool:
@@ -188,6 +199,7 @@ def launch(spec: SweepSpec, address: str | None = None, resume: bool = False, da
     else:
         check_sweep_folder(spec, resume)
         check_metric(spec, data)
+    prepare_warmup(spec, data)
     started_ray = _start_ray(address)
     try:
         _tuner(spec, data, resume).fit()

@@ -6,6 +6,7 @@ Readers need none of this package: the files carry the schema and
 
 from __future__ import annotations
 
+import json
 import typing
 from collections.abc import Sequence
 from typing import Any
@@ -41,8 +42,10 @@ def config_fields() -> list[pa.Field]:
 
 
 def config_columns(config: TrainConfig) -> dict[str, Any]:
+    """One column per TrainConfig field; a nested setting (source_warmup) as its JSON text."""
     values = config.model_dump(mode="json")
-    columns = {f"config.{name}": value for name, value in values.items() if name != "data"}
+    columns = {f"config.{name}": json.dumps(value, sort_keys=True) if isinstance(value, dict) else value
+               for name, value in values.items() if name != "data"}
     columns.update({"data.source": config.data.source, "data.target": config.data.target, "data.protocol": config.data.resolved_protocol})
     return columns
 

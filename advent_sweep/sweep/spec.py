@@ -55,6 +55,7 @@ NOT_SEARCHABLE = {
     "iterations": "the training budget is fixed per sweep: set trainer.iterations; the scheduler decides how long each trial trains",
     "eval_interval": "every trial must report at the same iterations so that ASHA compares like with like: set trainer.eval_interval",
     "threads": "set by resources.cpu or trainer.threads",
+    "source_warmup": "every trial starts from the same warm-up model: set trainer.source_warmup",
 }
 TRAINER_KEYS = tuple(name for name in TrainConfig.model_fields if name != "data")
 SEARCHABLE = tuple(name for name in TRAINER_KEYS if name not in NOT_SEARCHABLE)
@@ -239,6 +240,11 @@ class SweepSpec(BaseModel):
     def folder(self) -> str:
         """Where this sweep's results live: ``<storage>/<name>``."""
         return f"{self.storage.rstrip('/')}/{self.name}"
+
+    @property
+    def cache_dir(self) -> str:
+        """p_s and source warm-ups are cached beside the sweeps, in the storage they share (a folder or a URI)."""
+        return f"{self.storage.rstrip('/')}/.cache"
 
     # --- the search space, as the searcher walks it ---------------------------------------------
 

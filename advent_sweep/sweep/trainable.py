@@ -29,7 +29,7 @@ CHECKPOINT_FILE = "trainer.pt"
 def train_advent_trial(params: dict[str, Any], *, spec: SweepSpec, data: DomainData) -> None:
     """Train one trial of ``spec`` with the sampled ``params`` on the shared ``data``."""
     config = spec.train_config(params)
-    trainer = build_trainer(config, data)
+    trainer = build_trainer(config, data, spec.cache_dir)
     checkpoint = tune.get_checkpoint()
     if checkpoint:
         with checkpoint.as_directory() as folder:

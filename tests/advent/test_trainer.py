@@ -235,3 +235,15 @@ def test_small_backbone_learns_the_target_too(tiny_config, tiny_domains, method)
     assert trained["target_miou"] > untrained["target_miou"] + 20.0
     assert trained["target_entropy"] < 0.3 * untrained["target_entropy"]
     assert {f"iou.{c}" for c in range(NUM_CLASSES)} <= set(trained)
+
+
+def test_bn_momentum_sets_how_far_one_batch_moves_the_running_statistics(tiny_config, tiny_domains):
+    """Running mean after one training forward from 0: momentum × the batch mean, so 0.01 moves it a tenth of 0.1."""
+    moved = {}
+    for momentum in (None, 0.01):
+        trainer = make_trainer(tiny_config(method="source_only", bn_momentum=momentum), tiny_domains)
+        assert {m.momentum for m in trainer.segmenter.modules() if isinstance(m, torch.nn.BatchNorm2d)} == {momentum or 0.1}
+        trainer.step()
+        moved[momentum] = trainer.segmenter.backbone.bn1.running_mean.clone()
+    assert torch.allclose(moved[0.01], moved[None] * 0.1, rtol=1e-5, atol=1e-8)
+    assert moved[None].abs().sum() > 0
