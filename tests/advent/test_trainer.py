@@ -17,23 +17,15 @@ def make_trainer(config, domains, **kwargs):
     return Trainer(config, source, target, num_classes=NUM_CLASSES, **kwargs)
 
 
-@pytest.fixture
-def restore_torch_threads():
-    """Trainers set torch's process-wide thread count; put it back for the tests that follow."""
-    before = torch.get_num_threads()
-    yield before
-    torch.set_num_threads(before)
-
-
-def test_threads_set_torch_threads_and_are_recorded(tiny_config, tiny_domains, restore_torch_threads):
+def test_threads_set_torch_threads_and_are_recorded(tiny_config, tiny_domains):
     trainer = make_trainer(tiny_config(threads=1), tiny_domains)
     assert torch.get_num_threads() == trainer.threads == 1
     assert trainer.config.threads == trainer.state_dict()["config"]["threads"] == 1
 
 
-def test_threads_left_out_resolve_to_torchs_current_count(tiny_config, tiny_domains, restore_torch_threads):
+def test_threads_left_out_resolve_to_torchs_current_count(tiny_config, tiny_domains, torch_threads_before):
     trainer = make_trainer(tiny_config(), tiny_domains)
-    assert trainer.threads == trainer.config.threads == torch.get_num_threads() == restore_torch_threads
+    assert trainer.threads == trainer.config.threads == torch.get_num_threads() == torch_threads_before
 
 
 @pytest.fixture
