@@ -31,8 +31,8 @@ e. Source CE after the warm-up: no run's per-iteration source CE reaches ln C, t
    a uniform prediction (the oracle, whose "source" is the target, is shown apart).
 
 Exit status 1 with ``--check`` when a target is missed. Time on this 2-core machine
-(``--jobs 2 --threads 1``): default, 53 runs: measured: fill in; ``--quick`` (3-point
-grids, no μ section), 35 runs: measured: fill in.
+(``--jobs 2 --threads 1``): default, 53 runs, 22.7 min (the README's table); ``--quick``
+(3-point grids, no μ section), 35 runs, not timed yet.
 
     python benchmarks/synthetic_gap.py --json gap.json
     python benchmarks/synthetic_gap.py --quick --check
