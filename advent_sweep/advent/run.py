@@ -28,14 +28,16 @@ from advent_sweep.storage import write_atomically
 CHECKPOINT, METRICS, CONFIG = "checkpoint.pt", "metrics.json", "config.yaml"
 
 
-def build_trainer(config: TrainConfig, data: DomainData, cache_dir: str | Path | None = None) -> Trainer:
-    """A Trainer on a built domain pair (p_s passed only when μ uses it).
+def build_trainer(config: TrainConfig, data: DomainData, cache_dir: str | Path | None = None,
+                  state: dict[str, Any] | None = None) -> Trainer:
+    """A Trainer on a built domain pair (p_s passed only when μ uses it), resumed from ``state`` if given.
 
-    With a ``source_warmup`` its segmenter starts from that source-only model, read from
-    ``cache_dir`` or trained (and cached there) first, before the Trainer seeds torch: a run
-    is the same whether its warm-up was cached or not.
+    Otherwise, with a ``source_warmup``, its segmenter starts from that source-only model, read
+    from ``cache_dir`` or trained (and cached there) first, before the Trainer seeds torch: a run
+    is the same whether its warm-up was cached or not. A resumed run needs no warm-up.
     """
-    warm_start = load_or_train_warmup(config, data, cache_dir)["segmenter"] if config.source_warmup else None
+    fresh_with_warmup = state is None and config.source_warmup is not None
+    warm_start = load_or_train_warmup(config, data, cache_dir)["segmenter"] if fresh_with_warmup else None
     trainer = Trainer(
         config,
         data.source,
@@ -44,7 +46,9 @@ def build_trainer(config: TrainConfig, data: DomainData, cache_dir: str | Path |
         class_names=data.class_names,
         class_prior=data.class_prior if config.class_prior_mu > 0 else None,
     )
-    if warm_start is not None:
+    if state is not None:
+        trainer.load_state_dict(state)
+    elif warm_start is not None:
         trainer.segmenter.load_state_dict(warm_start)
     return trainer
 
@@ -85,10 +89,11 @@ def train_to_end(config: TrainConfig, data: DomainData, output: Path, resume: bo
                  cache_dir: str | Path | None = None) -> dict[str, Any]:
     """Train for ``config.iterations``, evaluating and checkpointing every ``eval_interval``; a source warm-up is cached in ``cache_dir``."""
     config = prepare_output(output, config, resume)
-    trainer = build_trainer(config, data, cache_dir)
+    resuming = resume and (output / CHECKPOINT).exists()
+    state = torch.load(output / CHECKPOINT, weights_only=False) if resuming else None
+    trainer = build_trainer(config, data, cache_dir, state)
     evaluations: list[dict[str, float]] = []
-    if resume and (output / CHECKPOINT).exists():
-        trainer.load_state_dict(torch.load(output / CHECKPOINT, weights_only=False))
+    if resuming:
         if (output / METRICS).exists():
             saved = json.loads((output / METRICS).read_text())["evaluations"]
             evaluations = [e for e in saved if e["iteration"] <= trainer.iteration]

@@ -29,11 +29,12 @@ CHECKPOINT_FILE = "trainer.pt"
 def train_advent_trial(params: dict[str, Any], *, spec: SweepSpec, data: DomainData) -> None:
     """Train one trial of ``spec`` with the sampled ``params`` on the shared ``data``."""
     config = spec.train_config(params)
-    trainer = build_trainer(config, data, spec.cache_dir)
+    state = None
     checkpoint = tune.get_checkpoint()
     if checkpoint:
         with checkpoint.as_directory() as folder:
-            trainer.load_state_dict(torch.load(Path(folder) / CHECKPOINT_FILE, weights_only=False))
+            state = torch.load(Path(folder) / CHECKPOINT_FILE, weights_only=False)
+    trainer = build_trainer(config, data, spec.cache_dir, state)
 
     loss_sums: dict[str, float] = defaultdict(float)
     steps, started = 0, time.perf_counter()

@@ -85,3 +85,18 @@ def test_a_run_without_warmup_starts_elsewhere(warm_config, tiny_config, tiny_da
 def test_bad_warmup_settings_name_the_field(source_warmup, named):
     with pytest.raises(ConfigError, match=named.replace(".", r"\.")):
         validate(TrainConfig, {"backbone": "resnet18", "source_warmup": source_warmup}, "run.yaml")
+
+
+def test_a_resumed_run_takes_its_state_and_neither_reads_nor_trains_a_warmup(warm_config, tiny_data, monkeypatch):
+    config = warm_config(method="minent")
+    trainer = build_trainer(config, tiny_data)
+    trainer.step()
+    state = trainer.state_dict()
+
+    def no_warmup(*args):
+        raise AssertionError("a resumed run trained its warm-up")
+
+    monkeypatch.setattr(warmup, "train_warmup", no_warmup)
+    resumed = build_trainer(config, tiny_data, None, state)
+    assert resumed.iteration == 1
+    assert resumed.step() == trainer.step()
