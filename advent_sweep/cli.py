@@ -15,6 +15,7 @@ from pathlib import Path
 
 from advent_sweep import __version__
 from advent_sweep.errors import InputError
+from advent_sweep.selection import SELECTION_RULES
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -71,9 +72,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     result = train_to_end(config, data, output, resume=args.resume, progress=not args.quiet, cache_dir=cache_dir)
     chosen = result["selection"]
     print(f"done: {config.iterations} iterations in {output}")
-    for rule in ("best", "last", "min_entropy"):
-        if chosen[rule]:
-            print(f"  {rule:>11}: target mIoU {chosen[rule]['target_miou']:.2f} at iteration {chosen[rule]['iteration']}")
+    for rule, report in chosen.items():
+        if report:
+            print(f"  {rule:>15}: target mIoU {report['target_miou']:.2f} at iteration {report['iteration']}")
     return EXIT_OK
 
 
@@ -176,8 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
     best.add_argument("results", help="a sweep folder (<storage>/<name>) or a folder of sweeps")
     best.add_argument("--metric", help="metric column (default: the sweep's metric)")
     best.add_argument("--mode", choices=["max", "min"], help="default: the sweep's mode")
-    best.add_argument("--rule", choices=["best", "last", "min_entropy"], default="best",
-                      help="each trial's best report, its last one, or its lowest-target-entropy one (label-free)")
+    best.add_argument("--rule", choices=SELECTION_RULES, default="best",
+                      help="each trial's best report, its last one, or the one a label-free validator ranks best")
     best.add_argument("--min-iterations", type=_int_at_least(0), default=0,
                       help="ignore reports (and trials) before this trainer iteration")
     best.add_argument("--top", type=_int_at_least(1), help="print the K best trials as a table")
@@ -188,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("results", help="a sweep folder (<storage>/<name>) or a folder of sweeps")
     analyze.add_argument("--output", "-o", help="output folder (default: RESULTS/analysis)")
     analyze.add_argument("--metric", help="metric column (default: the sweep's metric)")
-    analyze.add_argument("--rule", choices=["best", "last", "min_entropy"], default="best")
+    analyze.add_argument("--rule", choices=SELECTION_RULES, default="best")
     analyze.add_argument("--min-iterations", type=_int_at_least(0), default=0)
     analyze.set_defaults(handler=cmd_analyze)
     return parser

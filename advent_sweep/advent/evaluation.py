@@ -17,31 +17,25 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from advent_sweep.advent.losses import entropy_map
 from advent_sweep.advent.metrics import ConfusionMatrix
+from advent_sweep.advent.validators import LabelFreeValidators
 from advent_sweep.data.labels import MIOU_13_CLASS_NAMES, scores_miou_13
 
 Segmenter = Callable[[Tensor], tuple[Tensor | None, Tensor]]
 
 
 @torch.no_grad()
-def evaluate_segmenters(
+def score_segmenters(
     segmenters: Sequence[tuple[Segmenter, float]],
     loader: Iterable,
     num_classes: int,
-    class_names: Sequence[str],
     device: torch.device,
     to_device: Callable[[Tensor], Tensor] = lambda x: x,
     autocast: Callable[[], Any] = nullcontext,
-) -> dict[str, float]:
-    """mIoU and per-class IoU in percent, and the mean normalised entropy of the prediction.
-
-    ``target_entropy`` needs no labels: it is the label-free model-selection signal.
-    ``target_miou_13`` (mIoU*, the nan-mean over the 16 classes less wall, fence, pole) is
-    there if and only if ``class_names`` are exactly the SYNTHIA 16-class protocol's.
-    """
+    validators: LabelFreeValidators | None = None,
+) -> ConfusionMatrix:
+    """The confusion matrix of the (weighted) segmenters' argmax on ``loader``; ``validators`` see each batch's logits."""
     confusion = ConfusionMatrix(num_classes)
-    entropy_sum, pixel_count = 0.0, 0
     for batch in loader:
         images, labels = batch[0], batch[1]
         images = to_device(images.to(device))
@@ -51,13 +45,31 @@ def evaluate_segmenters(
                 main = segmenter(images)[1]
             main = F.interpolate(main.float(), size=labels.shape[-2:], mode="bilinear", align_corners=True)
             logits = weight * main if logits is None else logits + weight * main
-        probabilities = F.softmax(logits, dim=1)
-        entropy = entropy_map(probabilities)
-        entropy_sum += float(entropy.sum())
-        pixel_count += entropy.numel()
-        confusion.update(labels.to(device).long(), probabilities.argmax(dim=1))
+        if validators is not None:
+            validators.update(logits)
+        confusion.update(labels.to(device).long(), logits.max(dim=1).indices)  # argmax, at a third of its time on CPU
+    return confusion
+
+
+def evaluate_segmenters(
+    segmenters: Sequence[tuple[Segmenter, float]],
+    loader: Iterable,
+    num_classes: int,
+    class_names: Sequence[str],
+    device: torch.device,
+    to_device: Callable[[Tensor], Tensor] = lambda x: x,
+    autocast: Callable[[], Any] = nullcontext,
+) -> dict[str, float]:
+    """mIoU and per-class IoU in percent, and the label-free validators, from one pass over target val.
+
+    The validators (target_entropy, target_im, target_bnm, target_snd; advent_sweep/selection.py)
+    read no labels. ``target_miou_13`` (mIoU*, the nan-mean over the 16 classes less wall, fence,
+    pole) is there if and only if ``class_names`` are exactly the SYNTHIA 16-class protocol's.
+    """
+    validators = LabelFreeValidators(num_classes)
+    confusion = score_segmenters(segmenters, loader, num_classes, device, to_device, autocast, validators)
     iou = confusion.per_class_iou() * 100
-    metrics = {"target_miou": confusion.mean_iou() * 100, "target_entropy": entropy_sum / max(pixel_count, 1)}
+    metrics = {"target_miou": confusion.mean_iou() * 100, **validators.scores()}
     if scores_miou_13(class_names):
         miou_13_classes = [index for index, name in enumerate(class_names) if name in MIOU_13_CLASS_NAMES]
         metrics["target_miou_13"] = confusion.mean_iou(miou_13_classes) * 100

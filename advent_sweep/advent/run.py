@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from advent_sweep.advent.trainer import Trainer, resolve_threads
 from advent_sweep.advent.warmup import load_or_train_warmup
 from advent_sweep.data import DomainData
 from advent_sweep.errors import ConfigError
+from advent_sweep.selection import VALIDATORS
 from advent_sweep.storage import write_atomically
 
 CHECKPOINT, METRICS, CONFIG = "checkpoint.pt", "metrics.json", "config.yaml"
@@ -54,14 +56,19 @@ def build_trainer(config: TrainConfig, data: DomainData, cache_dir: str | Path |
 
 
 def selection_summary(evaluations: list[dict[str, float]]) -> dict[str, dict[str, float] | None]:
-    """The snapshot each rule picks: best target mIoU (label-based, as the official eval), last, lowest target entropy (label-free)."""
-    if not evaluations:
-        return {"best": None, "last": None, "min_entropy": None}
-    return {
-        "best": max(evaluations, key=lambda e: e["target_miou"]),
-        "last": evaluations[-1],
-        "min_entropy": min(evaluations, key=lambda e: e["target_entropy"]),
+    """The snapshot each rule picks: best target mIoU (on labels, as the official eval), last, and each label-free validator's.
+
+    A validator the evaluations lack (source_val_miou without a held-out source split) picks nothing.
+    """
+    chosen: dict[str, dict[str, float] | None] = {
+        "best": max(evaluations, key=lambda e: e["target_miou"]) if evaluations else None,
+        "last": evaluations[-1] if evaluations else None,
     }
+    for name, validator in VALIDATORS.items():
+        scored = [e for e in evaluations if e.get(name) is not None and math.isfinite(e[name])]
+        pick = max if validator.mode == "max" else min
+        chosen[name] = pick(scored, key=lambda e: e[name]) if scored else None
+    return chosen
 
 
 def prepare_output(output: Path, config: TrainConfig, resume: bool) -> TrainConfig:
@@ -105,7 +112,7 @@ def train_to_end(config: TrainConfig, data: DomainData, output: Path, resume: bo
         bar.update(1)
         bar.set_postfix({k.removeprefix("loss_"): f"{v:.3f}" for k, v in step_losses.items()}, refresh=False)
         if trainer.iteration % config.eval_interval == 0 or trainer.iteration == config.iterations:
-            metrics = {"iteration": trainer.iteration, "wall_time_s": time.perf_counter() - started, **trainer.evaluate(data.target_val)}
+            metrics = {"iteration": trainer.iteration, "wall_time_s": time.perf_counter() - started, **trainer.evaluate(data.target_val, data.source_val)}
             evaluations.append(metrics)
             bar.write(f"iteration {trainer.iteration}: target mIoU {metrics['target_miou']:.2f}, target entropy {metrics['target_entropy']:.4f}")
             checkpoint = io.BytesIO()

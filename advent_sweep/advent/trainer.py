@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader, Dataset
 from advent_sweep.advent import losses
 from advent_sweep.advent.batches import BatchStream
 from advent_sweep.advent.config import TrainConfig
-from advent_sweep.advent.evaluation import evaluate_segmenters
+from advent_sweep.advent.evaluation import evaluate_segmenters, score_segmenters
 from advent_sweep.errors import ConfigError, TrainingDiverged
 from advent_sweep.model import build_discriminator, build_segmenter
 
@@ -250,29 +250,35 @@ class Trainer:
         target_images = self.target_batches.next()[0]
         return self.train_step(source_images, source_labels, target_images)
 
-    def evaluate(self, data: Dataset | Iterable) -> dict[str, float]:
-        """Target mIoU, per-class IoU (0–100) and mean normalised target entropy on ``data``.
+    def evaluate(self, data: Dataset | Iterable, source_val: Dataset | Iterable | None = None) -> dict[str, float]:
+        """Target mIoU, per-class IoU (0–100) and the label-free validators on ``data`` (target val).
 
         SYNTHIA → Cityscapes (the 16-class protocol) adds ``target_miou_13``, the paper's mIoU*.
+        ``source_val`` (held-out labelled source images) adds ``source_val_miou``.
 
         Weights can turn non-finite in the update after the last finite loss; their predictions
         are no evaluation (argmax of NaN is class 0 everywhere), so a non-finite entropy raises
         TrainingDiverged instead of reporting an mIoU.
         """
-        if isinstance(data, (DataLoader, list)):
-            loader = data
-        else:
-            loader = DataLoader(data, batch_size=self.config.eval_batch_size,
-                                num_workers=self.config.data.num_workers, pin_memory=self._cuda)
         self.segmenter.train(False)
         try:
-            metrics = evaluate_segmenters([(self.forward, 1.0)], loader, self.num_classes, self.class_names,
-                                          self.device, self._to_device, self._autocast)
+            metrics = evaluate_segmenters([(self.forward, 1.0)], self._eval_loader(data), self.num_classes,
+                                          self.class_names, self.device, self._to_device, self._autocast)
+            if source_val is not None and math.isfinite(metrics["target_entropy"]):
+                confusion = score_segmenters([(self.forward, 1.0)], self._eval_loader(source_val), self.num_classes,
+                                             self.device, self._to_device, self._autocast)
+                metrics["source_val_miou"] = confusion.mean_iou() * 100
         finally:
             self.segmenter.train()
         if not math.isfinite(metrics["target_entropy"]):
             raise TrainingDiverged(self.iteration, {"target_entropy": metrics["target_entropy"]})
         return metrics
+
+    def _eval_loader(self, data: Dataset | Iterable) -> Iterable:
+        if isinstance(data, (DataLoader, list)):
+            return data
+        return DataLoader(data, batch_size=self.config.eval_batch_size, num_workers=self.config.data.num_workers,
+                          pin_memory=self._cuda)
 
     def state_dict(self) -> dict[str, Any]:
         """Everything an exact resume needs, as a plain dict that ``torch.load`` opens."""

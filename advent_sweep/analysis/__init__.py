@@ -1,4 +1,4 @@
-"""Analysis of sweep results from their Parquet files alone: best config, ablations, importances, plots, report.
+"""Analysis of sweep results from their Parquet files alone: best config, ablations, importances, label-free validators, plots, report.
 
 Nothing here imports Ray or torch (a laptop with the Parquet files is enough), and the
 names are loaded lazily so ``advent-sweep best`` does not pay for matplotlib or Optuna.
@@ -22,6 +22,10 @@ _EXPORTS = {
     "marginal_effects": "ablation",
     "Importances": "importance",
     "parameter_importance": "importance",
+    "LabelFreeSelection": "label_free",
+    "label_free_selection": "label_free",
+    "weighted_spearman": "label_free",
+    "spearman": "label_free",
     "analyze": "report",
 }
 __all__ = list(_EXPORTS)

@@ -2,7 +2,7 @@
 
 The official ADVENT evaluation scores every snapshot on target val and keeps the best,
 which selects on target labels; the rule is therefore always explicit: best-so-far,
-last, or label-free (the report with the lowest mean target entropy).
+last, or label-free (the report a validator of advent_sweep/selection.py ranks best).
 """
 
 from __future__ import annotations
@@ -18,12 +18,14 @@ import yaml
 import advent_sweep
 from advent_sweep.analysis.results import KEY, SweepResults
 from advent_sweep.errors import ResultsError
+from advent_sweep.selection import VALIDATORS
 from advent_sweep.storage import write_atomically
 
 RULES = {
-    "best": "best-so-far: each trial's best report under the metric (selects on target labels, as the official evaluation)",
+    "best": "best-so-far: each trial's best report under the metric (on target labels unless the metric is a validator)",
     "last": "last: each trial's last report",
-    "min_entropy": "label-free: each trial's report with the lowest mean target entropy, trials ranked by that entropy",
+    **{name: f"label-free: each trial's report with the {'highest' if v.mode == 'max' else 'lowest'} {name}, "
+             f"trials ranked by it" for name, v in VALIDATORS.items()},
 }
 
 
@@ -65,7 +67,7 @@ def select_best(results: SweepResults, metric: str | None = None, mode: str | No
         rows = rows[rows["iteration"] >= min_iterations]
         rank_by, ascending = metric, mode == "min"
     else:
-        rank_by, ascending = ("target_entropy", True) if rule == "min_entropy" else (metric, mode == "min")
+        rank_by, ascending = (rule, VALIDATORS[rule].mode == "min") if rule in VALIDATORS else (metric, mode == "min")
         if rank_by not in reports.columns:
             raise ResultsError(f"rule {rule} needs the {rank_by} column, which the reports lack")
         rows = reports[reports["iteration"] >= min_iterations].dropna(subset=[rank_by])

@@ -1,4 +1,4 @@
-"""PNG plots of a sweep: learning curves, metric against each varying parameter, importance bars.
+"""PNG plots of a sweep: learning curves, metric against each varying parameter, importance bars, validators.
 
 Figures are built on matplotlib's ``Figure`` directly (no pyplot), so nothing changes the
 caller's backend or global state, and no display is needed.
@@ -14,7 +14,9 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from advent_sweep.analysis.ablation import METHOD_NAMES
+from advent_sweep.analysis.label_free import correlations, validator_reports
 from advent_sweep.analysis.results import KEY, SweepResults, varying_parameters
+from advent_sweep.selection import ACCURACY, VALIDATORS
 
 if TYPE_CHECKING:  # importing it would load Optuna for plots that do not need it
     from advent_sweep.analysis.importance import Importances
@@ -83,6 +85,28 @@ def importance_bars(importances: Importances, path: Path) -> Path:
     ax = figure.subplots()
     ax.barh([name.removeprefix("config.") for name in values.index], values.to_numpy(), color="tab:blue")
     ax.set(xlabel=f"importance ({importances.evaluator}, {importances.trials} trials)", xlim=(0, 1))
+    figure.savefig(path, dpi=100)
+    return path
+
+
+def validator_scatter(results: SweepResults, validator: str, path: Path) -> Path:
+    """Target mIoU against one label-free validator, every report a dot coloured by method, its pick ringed.
+
+    A good validator puts the highest dots at its better end; the title gives both rank correlations.
+    """
+    ranked = validator_reports(results, validator)
+    rho, weighted = correlations(ranked)
+    better = "higher" if VALIDATORS[validator].mode == "max" else "lower"
+    figure = Figure(figsize=(5, 3.5), layout="constrained")
+    ax = figure.subplots()
+    ax.scatter(ranked[validator], ranked[ACCURACY], c=ranked["config.method"].map(lambda m: COLORS.get(m, "tab:purple")), alpha=0.7)
+    pick = ranked.head(1)
+    ax.scatter(pick[validator], pick[ACCURACY], s=200, facecolors="none", edgecolors="black", linewidths=1.5)
+    ax.set(xlabel=f"{validator} ({better} is better)", ylabel=ACCURACY,
+           title=f"{len(ranked)} reports: Spearman {rho:.2f}, weighted {weighted:.2f}")
+    ax.grid(alpha=0.3)
+    ax.legend(handles=[*_method_handles(), Line2D([], [], marker="o", markersize=10, markerfacecolor="none", markeredgecolor="black",
+                                                  linestyle="none", label="validator's pick")], fontsize="x-small")
     figure.savefig(path, dpi=100)
     return path
 

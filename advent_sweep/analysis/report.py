@@ -14,7 +14,8 @@ import pandas as pd
 from advent_sweep.analysis.ablation import marginal_effects, method_table, paper_style
 from advent_sweep.analysis.best import RULES, select_best
 from advent_sweep.analysis.importance import parameter_importance
-from advent_sweep.analysis.plots import importance_bars, learning_curves, metric_vs_parameters
+from advent_sweep.analysis.label_free import label_free_selection
+from advent_sweep.analysis.plots import importance_bars, learning_curves, metric_vs_parameters, validator_scatter
 from advent_sweep.analysis.results import KEY, SweepResults, load_results, varying_parameters
 from advent_sweep.errors import ResultsError
 
@@ -44,6 +45,7 @@ def analyze(path: str | Path, output_dir: str | Path | None = None, metric: str 
     if set(TRIAL_SUMMARY) <= set(results.trials.columns):
         body += ["<h3>Per trial (trials.parquet: best, last, label-free min-entropy)</h3>",
                  _table(out, "trials", results.trials[[*KEY, *TRIAL_SUMMARY]].rename(columns=lambda c: c.removeprefix("config.")))]
+    body += ["<h2>Label-free selection</h2>", _label_free(results, out)]
     body += ["<h2>Methods</h2>", _table(out, "methods", paper_style(method_table(results, **options)))]
     body.append("<h2>Marginal effects</h2>")
     for marginal in marginal_effects(results, **options):
@@ -88,6 +90,22 @@ def _rules(results: SweepResults, options: dict) -> pd.DataFrame:
         rows.append({"rule": rule, "meaning": meaning, "sweep": top["sweep"], "trial_id": top["trial_id"],
                      "iteration": top["iteration"], options["metric"]: top[options["metric"]]})
     return pd.DataFrame(rows)
+
+
+def _label_free(results: SweepResults, out: Path) -> str:
+    """Each validator against target mIoU: how well it would pick snapshots without target labels."""
+    selection = label_free_selection(results)
+    if selection.table.empty:
+        return _note(f"No label-free validator has values in these reports ({selection.note}).")
+    intro = ("Target labels are missing in unsupervised domain adaptation, so snapshots must be chosen by a label-free validator. "
+             f"Each is ranked against target mIoU over all {selection.reports} reports: Spearman and weighted Spearman "
+             "(Musgrave et al., 2022, each report weighted by max(r_v, r_a)², so the best reports count most; higher is better, 1 is "
+             "the same order), and the regret of its pick in mIoU points (the best target mIoU minus that of the report it ranks best), "
+             "over all reports and within each trial (0 is the oracle's pick).")
+    images = [_image(validator_scatter(results, name, out / f"validator_{name}.png")) for name in selection.table["validator"]]
+    return (f"<p>{html.escape(intro)}</p>" + _table(out, "label_free", selection.table)
+            + "<h3>Per trial (regret of each validator's pick)</h3>" + _table(out, "label_free_trials", selection.per_trial)
+            + (_note(selection.note) if selection.note else "") + "".join(images))
 
 
 def _importance(results: SweepResults, out: Path, options: dict) -> str:

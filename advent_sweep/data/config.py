@@ -2,6 +2,8 @@
 
 Sizes are (width, height), as in the official code's INPUT_SIZE_SOURCE/TARGET. Real
 datasets are resized whole, never cropped, as the official pipeline does.
+``source_val_list`` names held-out source images (same format as ``source_list``) for
+source-val mIoU, a model-selection score that needs no target labels.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ class DataConfig(BaseModel):
     source_root: str | None = None
     target_root: str | None = None
     source_list: str | None = None
+    source_val_list: str | None = None  # held out: none of its images may be in the training source
     target_list: str | None = None
     target_val_list: str | None = None
     target_split: str = "train"
@@ -70,8 +73,10 @@ class DataConfig(BaseModel):
             allowed = {"gta5": (19,), "synthia": (16,)}[self.source]
             if self.protocol is not None and self.protocol not in allowed:
                 raise ValueError(f"protocol {self.protocol} is not defined for source {self.source!r}; allowed: {allowed}")
-        elif self.protocol is not None:
-            raise ValueError("protocol applies to real datasets only; leave it out for 'synthetic'")
+        else:
+            for field in ("protocol", "source_val_list"):
+                if getattr(self, field) is not None:
+                    raise ValueError(f"{field} applies to real datasets only; leave it out for 'synthetic'")
         return self
 
     @property

@@ -19,6 +19,7 @@ from pydantic_core import PydanticCustomError
 
 from advent_sweep.advent.config import TrainConfig
 from advent_sweep.data.config import DataConfig
+from advent_sweep.selection import VALIDATORS
 from advent_sweep.sweep import _space
 from advent_sweep.sweep.spec import (
     DEFAULT_REDUCTION_FACTOR,
@@ -401,7 +402,8 @@ def _check_metric(problems: Problems, metric: Any, mode: Any) -> str | None:
     Whether the data reports it (``iou.<class>`` names, ``target_miou_13`` for SYNTHIA only) is
     checked by ``launch.check_metric`` once the data is built.
     """
-    allowed = "target_miou (max), target_miou_13 (max, SYNTHIA only), target_entropy (min), iou.<class name> (max)"
+    allowed = ("target_miou (max), target_miou_13 (max, SYNTHIA only), iou.<class name> (max), or a label-free validator: "
+               + ", ".join(f"{v.name} ({v.mode})" for v in VALIDATORS.values()))
     known = isinstance(metric, str) and (metric in METRIC_MODES or (metric.startswith("iou.") and len(metric) > 4))
     if not known:
         problems.add(("metric",), f"not a metric a trial reports; allowed: {allowed}", metric)
@@ -414,9 +416,8 @@ def _check_metric(problems: Problems, metric: Any, mode: Any) -> str | None:
     if mode is None:
         return expected
     if mode != expected:
-        why = {
-            "target_entropy": "target_entropy is the mean prediction entropy on the target: the label-free "
-            "selection rule prefers the most confident model, the lowest entropy",
-        }.get(metric, f"{metric} is an IoU in percent: higher is better")
+        why = (f"{metric} is the label-free validator {VALIDATORS[metric].meaning}; "
+               f"{'higher' if expected == 'max' else 'lower'} is better" if metric in VALIDATORS
+               else f"{metric} is an IoU in percent: higher is better")
         problems.add(("mode",), f"{mode} does not fit metric {metric}: {why}; allowed: {expected}", mode)
     return mode

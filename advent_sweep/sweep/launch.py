@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +19,7 @@ from advent_sweep.advent.warmup import INHERITED, load_or_train_warmup
 from advent_sweep.data import DomainData, build_domain_data
 from advent_sweep.data.labels import scores_miou_13
 from advent_sweep.errors import ConfigError
+from advent_sweep.selection import VALIDATORS
 from advent_sweep.storage import filesystem_and_path
 from advent_sweep.sweep.spec import SweepSpec
 
@@ -99,17 +99,17 @@ def _changed_fields(saved: Any, current: Any, prefix: str = "") -> list[str]:
     return [] if saved == current else [prefix.rstrip(".") or "(whole spec)"]
 
 
-def reported_metrics(class_names: Sequence[str]) -> list[str]:
-    """The metrics a trial on data with these classes reports, that a sweep may optimise."""
-    names = ["target_miou", "target_entropy"]
-    if scores_miou_13(class_names):
+def reported_metrics(data: DomainData) -> list[str]:
+    """The metrics a trial on ``data`` reports, that a sweep may optimise: its class names decide the iou.* ones."""
+    names = ["target_miou", *(name for name in VALIDATORS if name != "source_val_miou" or data.source_val is not None)]
+    if scores_miou_13(data.class_names):
         names.append("target_miou_13")  # SYNTHIA → Cityscapes: mIoU* on 13 of the 16 classes
-    return names + [f"iou.{name}" for name in class_names]
+    return names + [f"iou.{name}" for name in data.class_names]
 
 
 def check_metric(spec: SweepSpec, data: DomainData) -> None:
     """The spec's metric must be one the trials on ``data`` report (its class names decide the iou.* ones)."""
-    allowed = reported_metrics(data.class_names)
+    allowed = reported_metrics(data)
     if spec.metric not in allowed:
         raise ConfigError(
             f"metric: {spec.metric!r} is not reported by trials on {spec.data.source} → {spec.data.target} data; "

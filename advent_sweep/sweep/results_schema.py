@@ -14,6 +14,7 @@ from typing import Any
 import pyarrow as pa
 
 from advent_sweep.advent.config import TrainConfig
+from advent_sweep.selection import VALIDATORS
 
 SCHEMA_VERSION = 1
 SCHEMA_METADATA = {b"advent_sweep.schema_version": str(SCHEMA_VERSION).encode()}
@@ -21,8 +22,8 @@ LOSS_COLUMNS = (
     "loss_seg_src_main", "loss_seg_src_aux", "loss_ent_trg_main", "loss_ent_trg_aux", "loss_adv_trg_main",
     "loss_adv_trg_aux", "loss_d_main", "loss_d_aux", "loss_class_prior",
 )
-# target_miou_13 (SYNTHIA's mIoU*) is null for data that does not report it.
-METRIC_COLUMNS = ("target_miou", "target_miou_13", "target_entropy", *LOSS_COLUMNS, "iterations_per_s")
+# target_miou_13 (SYNTHIA's mIoU*) and source_val_miou (no held-out source split) are null for data that lacks them.
+METRIC_COLUMNS = ("target_miou", "target_miou_13", *VALIDATORS, *LOSS_COLUMNS, "iterations_per_s")
 _ARROW_TYPES = {bool: pa.bool_(), int: pa.int64(), float: pa.float64(), str: pa.string()}
 
 

@@ -50,7 +50,7 @@ def train_advent_trial(params: dict[str, Any], *, spec: SweepSpec, data: DomainD
                 "iteration": trainer.iteration,
                 "iterations_per_s": steps / (time.perf_counter() - started),
                 **{name: total / steps for name, total in loss_sums.items()},
-                **trainer.evaluate(data.target_val),
+                **trainer.evaluate(data.target_val, data.source_val),
             }
         except TrainingDiverged as diverged:
             tune.report({"iteration": diverged.iteration, "diverged": True, spec.metric: math.nan, **diverged.losses})

@@ -33,7 +33,7 @@ START = datetime(2025, 1, 1, tzinfo=timezone.utc)
 
 @dataclass(frozen=True)
 class FakeTrial:
-    """One trial: its config and one mIoU and entropy per report, at ITERATIONS[:len(miou)]."""
+    """One trial: its config and one mIoU and entropy per report, at ITERATIONS[:len(miou)] (the other validators derive from them)."""
 
     trial_id: str
     config: TrainConfig
@@ -99,10 +99,18 @@ def _report_row(sweep: str, trial: FakeTrial, k: int) -> dict[str, tuple[pa.Data
         "node": (pa.string(), "127.0.0.1"), "attempt": (pa.int64(), 0),
         "target_miou": (f64, miou), "target_entropy": (f64, trial.entropy[k]), "iterations_per_s": (f64, 5.0),
     }
+    row |= _validator_columns(miou, trial.entropy[k], k)
     row |= {loss: (f64, float("nan") if trial.config.method == "source_only" and "seg" not in loss else 1.0 / (k + 1)) for loss in LOSSES}
     ious = {"road": miou + 5.0, "sky": miou - 5.0, "car": float("nan") if k == 0 else miou}
     row |= {f"iou.{name}": (f64, ious[name]) for name in CLASSES}
     return row | _config_columns(trial.config)
+
+
+def _validator_columns(miou: float, entropy: float, k: int) -> dict[str, tuple[pa.DataType, object]]:
+    """The label-free validators, derived from a report's mIoU and entropy; source_val_miou is never measured (all null)."""
+    f64 = pa.float64()
+    return {"target_im": (f64, round(0.9 - entropy, 4)), "target_bnm": (f64, round(miou / 100 * (1 - entropy / 2), 4)),
+            "target_snd": (f64, round(0.5 + 0.1 * k - entropy / 4, 4)), "source_val_miou": (f64, None)}
 
 
 def _trial_row(sweep: str, trial: FakeTrial, mode: str) -> dict[str, tuple[pa.DataType, object]]:

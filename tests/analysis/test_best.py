@@ -50,14 +50,14 @@ def test_mode_min_on_target_entropy(results, trials: list[FakeTrial]) -> None:
 
 
 def test_label_free_rule_takes_the_lowest_entropy_report(results, trials: list[FakeTrial]) -> None:
-    ranked = select_best(results, rule="min_entropy")
+    ranked = select_best(results, rule="target_entropy")
     calmest = min(trials, key=lambda t: min(t.entropy))
     k = calmest.entropy.index(min(calmest.entropy))
     assert (ranked.loc[0, "trial_id"], ranked.loc[0, "target_miou"]) == (calmest.trial_id, calmest.miou[k])
 
 
 def test_unknown_rule(results) -> None:
-    with pytest.raises(ResultsError, match="unknown rule 'first'; allowed: best, last, min_entropy"):
+    with pytest.raises(ResultsError, match="unknown rule 'first'; allowed: best, last, target_entropy, target_im, target_bnm, target_snd, source_val_miou"):
         select_best(results, rule="first")
 
 

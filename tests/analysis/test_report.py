@@ -4,6 +4,7 @@ import re
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from PIL import Image
 
@@ -14,7 +15,7 @@ from advent_sweep.analysis import analyze
 def report(sweep_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     copy = tmp_path_factory.mktemp("copy") / "fake"
     shutil.copytree(sweep_dir, copy)
-    return analyze(copy, rule="min_entropy", progress=False)
+    return analyze(copy, rule="target_entropy", progress=False)
 
 
 def test_default_output_folder_is_inside_the_sweep(report: Path) -> None:
@@ -39,9 +40,21 @@ def test_report_references_only_files_that_exist(report: Path) -> None:
 
 def test_report_states_the_selection_rule_and_holds_the_tables(report: Path) -> None:
     html = report.read_text()
-    assert "Metric: target_miou (max). Selection rule: min_entropy — label-free" in html
+    assert "Metric: target_miou (max). Selection rule: target_entropy — label-free" in html
     for table in ("ranking", "selection_rules", "trials", "methods", "importance", "marginal_class_prior_mu"):
         assert (report.parent / f"{table}.csv").is_file()
         assert (report.parent / f"{table}.md").read_text().startswith("| ")
     assert "AdvEnt+MinEnt" in (report.parent / "methods.md").read_text()
     assert "min_entropy_value" in (report.parent / "trials.md").read_text()
+
+
+def test_report_ranks_each_label_free_validator(report: Path) -> None:
+    html = report.read_text()
+    assert "<h2>Label-free selection</h2>" in html and "no values for: source_val_miou" in html
+    assert html.index("Selection rules compared") < html.index("Label-free selection") < html.index("<h2>Methods</h2>")
+    table = pd.read_csv(report.parent / "label_free.csv")
+    assert table["validator"].tolist() == ["target_entropy", "target_im", "target_bnm", "target_snd"]
+    assert table[["spearman", "weighted_spearman"]].notna().all().all() and (table["sweep_regret"] >= 0).all()
+    assert len(pd.read_csv(report.parent / "label_free_trials.csv")) == 17
+    for name in table["validator"]:
+        assert f"src='validator_{name}.png'" in html

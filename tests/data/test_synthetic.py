@@ -4,7 +4,9 @@ import pickle
 import time
 
 import numpy as np
+import pytest
 import torch
+from pydantic import ValidationError
 
 from advent_sweep.data import DataConfig, SyntheticConfig, build_domain_data
 from advent_sweep.data.synthetic import DOMAINS, SPLITS, SYNTHETIC_CLASS_NAMES, synthetic_split
@@ -69,16 +71,30 @@ def test_default_benchmark_is_fast_small_and_well_formed():
     data = build_domain_data(DataConfig())
     assert time.perf_counter() - start < 5.0
     assert data.class_names == SYNTHETIC_CLASS_NAMES and data.num_classes == 7
-    assert (len(data.source), len(data.target), len(data.target_val)) == (200, 200, 50)
+    assert (len(data.source), len(data.target), len(data.target_val), len(data.source_val)) == (200, 200, 50, 50)
     assert abs(sum(data.class_prior) - 1) < 1e-12
     image, label = data.target_val[0]
     assert image.shape == (3, 64, 64) and image.dtype == torch.float32 and 0 <= image.min() and image.max() <= 1
     assert label.shape == (64, 64) and label.dtype == torch.int64 and label.max() < 7
     assert data.source.images.dtype == torch.uint8
-    assert len(pickle.dumps(data)) < 8_000_000
+    assert len(pickle.dumps(data)) < 500 * 4 * 64 * 64 + 100_000  # 500 scenes, uint8 image and label, no copies
 
 
 def test_size_is_width_by_height():
     scenes = synthetic_split(SyntheticConfig(size=(48, 32), num_train=2, num_val=1), "target", "val")
     image, label = scenes[0]
     assert image.shape == (3, 32, 48) and label.shape == (32, 48)
+
+
+def test_source_val_is_reproducible_held_out_source_scenes():
+    first, second = build_domain_data(DataConfig(synthetic=SMALL)), build_domain_data(DataConfig(synthetic=SMALL))
+    assert len(first.source_val) == SMALL.num_val == 10
+    assert first.source_val.images.numpy().tobytes() == second.source_val.images.numpy().tobytes()
+    assert first.source_val.labels.numpy().tobytes() == second.source_val.labels.numpy().tobytes()
+    assert not torch.equal(first.source_val.labels, first.source.labels[: SMALL.num_val])
+    assert not torch.equal(first.source_val.labels, first.target_val.labels)
+
+
+def test_source_val_list_is_refused_for_synthetic_data():
+    with pytest.raises(ValidationError, match="source_val_list applies to real datasets only"):
+        DataConfig(source_val_list="held_out.txt")

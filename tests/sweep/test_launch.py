@@ -148,3 +148,54 @@ def test_best_export_from_the_real_sink_picks_by_rule_and_retrains(asha_sweep, t
     assert exported == TrainConfig.model_validate_json(trial_config)
     assert main(["train", str(tmp_path / "best.yaml"), "--output", str(tmp_path / "rerun"), "--quiet"]) == 0
     assert (tmp_path / "rerun" / "checkpoint.pt").exists()
+
+
+def test_a_label_free_sweep_tells_optuna_and_asha_only_its_validator(local_ray, tmp_path, monkeypatch, capsys):
+    """metric: target_im. The objects Ray drove are captured: every value the Optuna study and ASHA's rungs hold is
+    the trial's reported IM (ASHA: at the rung's iteration) and none is a target mIoU; then best --rule target_im."""
+    from advent_sweep.analysis import export_best, load_results
+    from advent_sweep.cli import main
+    from advent_sweep.sweep import searchers
+
+    built = {}
+    for name in ("build_search_alg", "build_scheduler"):
+        real = getattr(searchers, name)
+        monkeypatch.setattr(searchers, name, lambda spec, real=real, name=name: built.setdefault(name, real(spec)))
+    spec = tiny_spec(
+        tmp_path, "label-free", metric="target_im", num_samples=4,
+        space={"lr": {"type": "float", "low": 1e-9, "high": 2e-2, "log": True}},
+        searcher={"sampler": "tpe", "seed": 0, "n_startup_trials": 2},
+        scheduler={"type": "asha", "grace_period": 2, "reduction_factor": 2, "max_t": 6},
+    )
+    assert spec.mode == "max"
+    launch(spec)
+    reports, trials = read_sweep(spec.folder)
+    assert len(trials) == 4 and reports[["target_im", "target_bnm", "target_snd", "source_val_miou"]].notna().all().all()
+    im = reports.set_index(["trial_id", "iteration"])["target_im"]
+    miou = set(reports["target_miou"].round(9))
+
+    study = built["build_search_alg"].searcher._ot_study
+    assert study.direction.name == "MAXIMIZE" and len(study.trials) == 4
+    told = {}
+    for ot_trial in study.trials:
+        ray_id = next(t for t, o in built["build_search_alg"].searcher._ot_trials.items() if o.number == ot_trial.number)
+        own = im.loc[ray_id]
+        assert ot_trial.value == own.loc[own.index.max()]  # the value at the trial's last report
+        assert set(ot_trial.intermediate_values.values()) <= set(own)
+        told[ray_id] = [ot_trial.value, *ot_trial.intermediate_values.values()]
+    rungs = built["build_scheduler"]._brackets[0]._rungs
+    recorded = [(milestone, trial_id, value) for milestone, values in rungs for trial_id, value in values.items()]
+    assert recorded and all(value == im.loc[(trial_id, int(milestone))] for milestone, trial_id, value in recorded)
+    everything = [round(v, 9) for values in told.values() for v in values] + [round(v, 9) for *_, v in recorded]
+    assert not miou & set(everything)
+
+    results = load_results(spec.folder)
+    top = reports.sort_values(["target_im", "iteration"], ascending=[False, True]).iloc[0]
+    choice = export_best(results, tmp_path / "best.yaml", rule="target_im")
+    assert (choice.trial_id, choice.iteration, choice.metric) == (top.trial_id, top.iteration, "target_im")
+    assert choice.value == top.target_im
+    with pytest.raises(SystemExit) as exit_info:
+        main(["best", spec.folder, "--rule", "target_accuracy"])
+    assert exit_info.value.code == 2
+    assert ("invalid choice: 'target_accuracy' (choose from 'best', 'last', 'target_entropy', 'target_im', 'target_bnm', "
+            "'target_snd', 'source_val_miou')") in capsys.readouterr().err

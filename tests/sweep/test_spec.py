@@ -110,8 +110,10 @@ def test_defaults_are_resolved():
     assert spec.data.source == "synthetic"
 
 
-def test_target_entropy_defaults_to_mode_min():
+def test_a_validators_mode_defaults_to_its_direction():
     assert SweepSpec.model_validate(spec_values(metric="target_entropy")).mode == "min"
+    for validator in ("target_im", "target_bnm", "target_snd", "source_val_miou"):
+        assert SweepSpec.model_validate(spec_values(metric=validator)).mode == "max"
     assert SweepSpec.model_validate(spec_values(metric="iou.road")).mode == "max"
     assert SweepSpec.model_validate(spec_values(metric="target_miou_13")).mode == "max"
 
@@ -380,8 +382,12 @@ def test_more_points_than_trials():
 
 def test_metric_mode_mismatch_says_why():
     assert problems(spec_values(metric="target_entropy", mode="max")) == [
-        "mode: max does not fit metric target_entropy: target_entropy is the mean prediction entropy on the target: "
-        "the label-free selection rule prefers the most confident model, the lowest entropy; allowed: min (got 'max')"
+        "mode: max does not fit metric target_entropy: target_entropy is the label-free validator mean_n H(p_n), the mean "
+        "normalised prediction entropy on target val; lower is better; allowed: min (got 'max')"
+    ]
+    assert problems(spec_values(metric="target_bnm", mode="min")) == [
+        "mode: min does not fit metric target_bnm: target_bnm is the label-free validator batch nuclear-norm ‖P‖_* / N of "
+        "the N×C target prediction matrix; higher is better; allowed: max (got 'min')"
     ]
     assert problems(spec_values(mode="min")) == [
         "mode: min does not fit metric target_miou: target_miou is an IoU in percent: higher is better; allowed: max (got 'min')"
@@ -393,7 +399,8 @@ def test_metric_mode_mismatch_says_why():
 
 UNKNOWN_METRIC = (
     "metric: not a metric a trial reports; allowed: target_miou (max), target_miou_13 (max, SYNTHIA only), "
-    "target_entropy (min), iou.<class name> (max) (got 'loss')"
+    "iou.<class name> (max), or a label-free validator: target_entropy (min), target_im (max), target_bnm (max), "
+    "target_snd (max), source_val_miou (max) (got 'loss')"
 )
 
 

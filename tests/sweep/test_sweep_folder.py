@@ -109,15 +109,19 @@ def test_resume_with_an_edited_spec_names_every_changed_field(tmp_path):
 
 
 def test_the_metric_must_be_one_the_data_reports():
-    synthetic = SimpleNamespace(class_names=("road", "sky", "car"))
+    synthetic = SimpleNamespace(class_names=("road", "sky", "car"), source_val=None)
     check_metric(tiny_spec(Path("/tmp"), metric="iou.sky"), synthetic)
+    check_metric(tiny_spec(Path("/tmp"), metric="target_snd"), synthetic)
     with pytest.raises(ConfigError) as error:
         check_metric(tiny_spec(Path("/tmp"), metric="iou.bus"), synthetic)
     assert str(error.value) == (
         "metric: 'iou.bus' is not reported by trials on synthetic → synthetic data; "
-        "allowed: target_miou, target_entropy, iou.road, iou.sky, iou.car"
+        "allowed: target_miou, target_entropy, target_im, target_bnm, target_snd, iou.road, iou.sky, iou.car"
     )
+    with pytest.raises(ConfigError, match="'source_val_miou' is not reported"):  # no held-out source split
+        check_metric(tiny_spec(Path("/tmp"), metric="source_val_miou"), synthetic)
+    check_metric(tiny_spec(Path("/tmp"), metric="source_val_miou"), SimpleNamespace(**{**vars(synthetic), "source_val": []}))
     with pytest.raises(ConfigError, match="'target_miou_13' is not reported"):
         check_metric(tiny_spec(Path("/tmp"), metric="target_miou_13"), synthetic)
-    synthia = SimpleNamespace(class_names=protocol_class_names(16))
+    synthia = SimpleNamespace(class_names=protocol_class_names(16), source_val=None)
     check_metric(tiny_spec(Path("/tmp"), metric="target_miou_13"), synthia)
