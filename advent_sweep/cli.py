@@ -138,6 +138,43 @@ def cmd_best(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import json
+
+    from advent_sweep.advent.checkpoints import evaluate_checkpoints
+    from advent_sweep.data.config import DataConfig
+    from advent_sweep.storage import write_atomically
+    from advent_sweep.validation import read_yaml_mapping, validate
+
+    output = Path(args.output) if args.output else None
+    if output is not None:
+        _check_output_file("--output", output)
+    data = None
+    if args.data:
+        values = read_yaml_mapping(args.data)  # a run config or a space.yaml: its data section; else a data section alone
+        data = validate(DataConfig, values.get("data", values), f"{args.data} (data)")
+    result = evaluate_checkpoints(args.checkpoints, args.weights, data, args.split, args.device, progress=not args.quiet)
+    print(_scores_text(result))
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(output, json.dumps(result, indent=1).encode())
+        print(f"written: {output}")
+    return EXIT_OK
+
+
+def _scores_text(result: dict) -> str:
+    from advent_sweep.selection import VALIDATORS
+
+    metrics = result["metrics"]
+    lines = [f"  {c['weight']:.3f} × {c['location']} ({c['method']}, {c['backbone']}, iteration {c['iteration']})"
+             for c in result["checkpoints"]]
+    lines.append(f"target {result['split']} ({result['images']} images): mIoU {metrics['target_miou']:.2f}"
+                 + (f", mIoU* (13 classes) {metrics['target_miou_13']:.2f}" if "target_miou_13" in metrics else ""))
+    lines += [f"  {name:>16} {metrics[name]:.4f} ({VALIDATORS[name].mode})" for name in VALIDATORS if name in metrics]
+    lines += [f"  {name.removeprefix('iou.'):>16} {value:6.2f}" for name, value in metrics.items() if name.startswith("iou.")]
+    return "\n".join(lines)
+
+
 def cmd_analyze(args: argparse.Namespace) -> int:
     from advent_sweep.analysis import analyze
 
@@ -174,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     launch.set_defaults(handler=cmd_launch)
 
     best = commands.add_parser("best", help="export the best trial's config as a YAML that `train` reruns")
-    best.add_argument("results", help="a sweep folder (<storage>/<name>) or a folder of sweeps")
+    best.add_argument("results", help="a sweep folder or URI (s3://, gs://, file://): <storage>/<name>, or a folder of sweeps")
     best.add_argument("--metric", help="metric column (default: the sweep's metric)")
     best.add_argument("--mode", choices=["max", "min"], help="default: the sweep's mode")
     best.add_argument("--rule", choices=SELECTION_RULES, default="best",
@@ -186,12 +223,23 @@ def build_parser() -> argparse.ArgumentParser:
     best.set_defaults(handler=cmd_best)
 
     analyze = commands.add_parser("analyze", help="ablation tables, importances, plots and report.html from Parquet results")
-    analyze.add_argument("results", help="a sweep folder (<storage>/<name>) or a folder of sweeps")
-    analyze.add_argument("--output", "-o", help="output folder (default: RESULTS/analysis)")
+    analyze.add_argument("results", help="a sweep folder or URI (s3://, gs://, file://): <storage>/<name>, or a folder of sweeps")
+    analyze.add_argument("--output", "-o", help="output folder (default: RESULTS/analysis; for a URI, a local ./<sweep name>-analysis)")
     analyze.add_argument("--metric", help="metric column (default: the sweep's metric)")
     analyze.add_argument("--rule", choices=SELECTION_RULES, default="best")
     analyze.add_argument("--min-iterations", type=_int_at_least(0), default=0)
     analyze.set_defaults(handler=cmd_analyze)
+
+    evaluate = commands.add_parser("evaluate", help="score checkpoints alone or as a weighted ensemble (the paper's AdvEnt+MinEnt)")
+    evaluate.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT",
+                          help="a run folder, a checkpoint.pt / trainer.pt, or a sweep trial's checkpoint folder; local or s3:// gs:// file://")
+    evaluate.add_argument("--weights", type=float, nargs="+", help="one per checkpoint, normalised to sum 1 (default: equal)")
+    evaluate.add_argument("--data", help="score on this YAML's data section (a run config or space.yaml) instead of the checkpoints' own")
+    evaluate.add_argument("--split", choices=["val", "train"], default="val", help="the target split (default val)")
+    evaluate.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    evaluate.add_argument("--output", "-o", help="write the scores as JSON here")
+    evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
+    evaluate.set_defaults(handler=cmd_evaluate)
     return parser
 
 

@@ -18,6 +18,10 @@ class DataError(InputError):
     """A dataset folder, list file, image or label is missing, unreadable or invalid."""
 
 
+class CheckpointError(InputError):
+    """A checkpoint is missing, unreadable, or not one advent-sweep wrote."""
+
+
 class ResultsError(InputError):
     """A results folder holds no readable sweep, or a metric or column it lacks was asked for."""
 

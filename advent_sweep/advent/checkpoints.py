@@ -1,0 +1,139 @@
+"""Scoring saved checkpoints alone or as a weighted ensemble: what ``advent-sweep evaluate`` does.
+
+The paper's best GTA5 → Cityscapes row (AdvEnt+MinEnt, 45.5) averages the main-head logits
+of two separately trained models (0.5 / 0.5), and the official test script rescores saved
+snapshots; this does both for any run's or trial's checkpoint, local or s3:// / gs:// / file://.
+"""
+
+from __future__ import annotations
+
+import io
+import posixpath
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow.fs as pafs
+import torch
+from pydantic import ValidationError
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from advent_sweep.advent.config import TrainConfig
+from advent_sweep.advent.evaluation import evaluate_segmenters
+from advent_sweep.advent.trainer import resolve_device
+from advent_sweep.data import build_domain_data
+from advent_sweep.data.config import DataConfig
+from advent_sweep.errors import CheckpointError, InputError
+from advent_sweep.model.deeplabv2 import DeepLabV2, build_segmenter
+from advent_sweep.storage import filesystem_and_path
+
+CHECKPOINT_NAMES = ("checkpoint.pt", "trainer.pt")  # in a run folder (advent-sweep train), in a sweep trial's checkpoint
+SPLITS = ("val", "train")  # of the target: val is what the paper scores; train holds labels training never read
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A trainer checkpoint read back: where it came from, its run's config and iteration, the segmenter weights."""
+
+    location: str
+    config: TrainConfig
+    iteration: int
+    segmenter: dict[str, torch.Tensor]
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.segmenter["main_head.conv2d_list.0.weight"].shape[0])
+
+
+def read_checkpoint(location: str) -> Checkpoint:
+    """A run folder, a trial's checkpoint folder or a .pt file, local or a URI; a CheckpointError names what is wrong."""
+    filesystem, path = filesystem_and_path(location)
+    kind = filesystem.get_file_info(path).type
+    if kind == pafs.FileType.NotFound:
+        raise CheckpointError(f"{location}: no such file or folder")
+    if kind == pafs.FileType.Directory:
+        found = [posixpath.join(path, name) for name in CHECKPOINT_NAMES
+                 if filesystem.get_file_info(posixpath.join(path, name)).type == pafs.FileType.File]
+        if not found:
+            raise CheckpointError(f"{location}: a folder without a checkpoint; allowed: a folder holding "
+                                  f"{' or '.join(CHECKPOINT_NAMES)}, or the checkpoint file itself")
+        path = found[0]
+    try:
+        with filesystem.open_input_file(path) as stream:
+            state = torch.load(io.BytesIO(stream.readall()), map_location="cpu", weights_only=False)
+    except Exception as error:  # a truncated or foreign file: torch raises many kinds
+        raise CheckpointError(f"{location}: not a readable checkpoint ({type(error).__name__}: {error})") from None
+    if not isinstance(state, dict) or not {"config", "segmenter", "iteration"} <= set(state):
+        raise CheckpointError(f"{location}: not an advent-sweep trainer checkpoint (no config, segmenter and iteration)")
+    try:
+        config = TrainConfig.model_validate(state["config"])
+    except ValidationError as error:
+        raise CheckpointError(f"{location}: its saved config does not validate ({error.errors()[0]['msg']})") from None
+    return Checkpoint(location, config, int(state["iteration"]), state["segmenter"])
+
+
+def ensemble_weights(weights: Sequence[float] | None, count: int) -> list[float]:
+    """One weight per checkpoint, normalised to sum 1 (equal by default: the paper's 0.5 / 0.5 for two)."""
+    if weights is None:
+        return [1.0 / count] * count
+    if len(weights) != count:
+        raise InputError(f"--weights: {len(weights)} weight(s) for {count} checkpoint(s); allowed: one per checkpoint")
+    if any(w < 0 for w in weights) or sum(weights) <= 0:
+        raise InputError(f"--weights {' '.join(map(str, weights))}: allowed: non-negative numbers with a positive sum")
+    return [w / sum(weights) for w in weights]
+
+
+def evaluate_checkpoints(
+    locations: Sequence[str],
+    weights: Sequence[float] | None = None,
+    data: DataConfig | None = None,
+    split: str = "val",
+    device: str = "auto",
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Score the checkpoints' weighted main-head logits on the target ``split`` of their data (or of ``data``).
+
+    The checkpoints must agree on the number of classes, and, without ``data``, on their data.
+    Returns what was scored (checkpoints, iterations, normalised weights, split, data) and the metrics.
+    """
+    if split not in SPLITS:
+        raise InputError(f"--split {split!r}: allowed: {', '.join(SPLITS)}")
+    checkpoints = [read_checkpoint(location) for location in locations]
+    normalised = ensemble_weights(weights, len(checkpoints))
+    first = checkpoints[0]
+    for other in checkpoints[1:]:
+        if other.num_classes != first.num_classes:
+            raise InputError(f"{first.location} has {first.num_classes} classes but {other.location} has "
+                             f"{other.num_classes}: an ensemble needs one label set")
+        if data is None and other.config.data != first.config.data:
+            raise InputError(f"{first.location} and {other.location} were trained on different data; "
+                             "pass --data CONFIG.yaml to score both on one")
+    domain = build_domain_data(data or first.config.data)
+    if domain.num_classes != first.num_classes:
+        raise InputError(f"{first.location} has {first.num_classes} classes but the data has {domain.num_classes} "
+                         f"({', '.join(domain.class_names)})")
+    target = resolve_device(device)
+    segmenters = [(_segmenter(checkpoint, target), weight) for checkpoint, weight in zip(checkpoints, normalised)]
+    dataset = domain.target_val if split == "val" else domain.target
+    loader = DataLoader(dataset, batch_size=first.config.eval_batch_size, pin_memory=target.type == "cuda")
+    batches = tqdm(loader, desc=f"target {split}", unit="batch", disable=not progress, leave=False)
+    metrics = evaluate_segmenters(segmenters, batches, domain.num_classes, domain.class_names, target)
+    return {
+        "checkpoints": [{"location": c.location, "iteration": c.iteration, "method": c.config.method,
+                         "backbone": c.config.backbone, "weight": w} for c, w in zip(checkpoints, normalised)],
+        "split": split,
+        "images": len(dataset),
+        "data": (data or first.config.data).model_dump(mode="json"),
+        "metrics": metrics,
+    }
+
+
+def _segmenter(checkpoint: Checkpoint, device: torch.device) -> DeepLabV2:
+    config = checkpoint.config
+    segmenter = build_segmenter(config.backbone, checkpoint.num_classes, config.multi_level)
+    try:
+        segmenter.load_state_dict(checkpoint.segmenter)
+    except RuntimeError as error:
+        raise CheckpointError(f"{checkpoint.location}: its weights do not fit backbone {config.backbone} ({error})") from None
+    return segmenter.to(device).eval()
