@@ -115,20 +115,21 @@ def cmd_launch(args: argparse.Namespace) -> int:
     if outcome.interrupted:
         print(f"interrupted: continue with advent-sweep launch {args.space} --resume" + (f" --storage {args.storage}" if args.storage else ""))
         return EXIT_FAILURE
-    local = outcome.folder
-    if "://" in local:  # the analysis reads local folders
-        local = Path(outcome.folder).name
-        print(f"copy the results to a local folder first, e.g. {local} (aws s3 sync / gcloud storage rsync -r)")
-    print(f"next: advent-sweep best {local} -o best.yaml ; advent-sweep analyze {local}")
+    print(f"next: advent-sweep best {outcome.folder} -o best.yaml ; advent-sweep confirm {outcome.folder} ; "
+          f"advent-sweep analyze {outcome.folder}")
     return EXIT_OK
 
 
 def cmd_best(args: argparse.Namespace) -> int:
     from advent_sweep.analysis import export_best, format_top, load_results
+    from advent_sweep.analysis.best import export_confirmed
 
     output = Path(args.output or "best.yaml") if args.output or not args.top else None
     if output is not None:
         _check_output_file("--output", output)
+    if args.confirmed:
+        print(export_confirmed(args.results, output or Path("best.yaml")))
+        return EXIT_OK
     results = load_results(args.results, progress=True)
     options = dict(metric=args.metric, mode=args.mode, rule=args.rule, min_iterations=args.min_iterations)
     if args.top:
@@ -175,6 +176,17 @@ def _scores_text(result: dict) -> str:
     return "\n".join(lines)
 
 
+def cmd_confirm(args: argparse.Namespace) -> int:
+    from advent_sweep.analysis.confirmed import format_confirm
+    from advent_sweep.sweep.confirm import confirm
+
+    summary = confirm(args.sweep, args.top, args.seeds, args.rule, address=args.address, resume=args.resume)
+    print(format_confirm(summary))
+    print(f"written: {args.sweep.rstrip('/')}/confirm/summary.md and rules.md; "
+          f"export the best confirmed configuration with: advent-sweep best {args.sweep} --confirmed -o best.yaml")
+    return EXIT_OK
+
+
 def cmd_analyze(args: argparse.Namespace) -> int:
     from advent_sweep.analysis import analyze
 
@@ -219,6 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
     best.add_argument("--min-iterations", type=_int_at_least(0), default=0,
                       help="ignore reports (and trials) before this trainer iteration")
     best.add_argument("--top", type=_int_at_least(1), help="print the K best trials as a table")
+    best.add_argument("--confirmed", action="store_true",
+                      help="export the configuration with the best mean over seeds of `advent-sweep confirm` instead")
     best.add_argument("--output", "-o", help="where to write the config (default best.yaml, unless only --top is given)")
     best.set_defaults(handler=cmd_best)
 
@@ -229,6 +243,15 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--rule", choices=SELECTION_RULES, default="best")
     analyze.add_argument("--min-iterations", type=_int_at_least(0), default=0)
     analyze.set_defaults(handler=cmd_analyze)
+
+    confirm = commands.add_parser("confirm", help="retrain a sweep's top configurations on fresh seeds: mean ± std, optimism")
+    confirm.add_argument("sweep", help="a sweep folder (<storage>/<name>); results go to <sweep>/confirm/")
+    confirm.add_argument("--top", type=_int_at_least(1), default=3, help="how many configurations (default 3)")
+    confirm.add_argument("--seeds", type=_int_at_least(2), default=3, help="fresh training seeds per configuration (default 3)")
+    confirm.add_argument("--rule", choices=SELECTION_RULES, default="best", help="how the top configurations are chosen")
+    confirm.add_argument("--address", help="an existing Ray cluster: auto or HOST:PORT (default: RAY_ADDRESS, else a local Ray)")
+    confirm.add_argument("--resume", action="store_true", help="continue an interrupted confirm run; finished seeds are not rerun")
+    confirm.set_defaults(handler=cmd_confirm)
 
     evaluate = commands.add_parser("evaluate", help="score checkpoints alone or as a weighted ensemble (the paper's AdvEnt+MinEnt)")
     evaluate.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT",

@@ -233,7 +233,3 @@ def test_bad_paths_and_flag_values_exit_2_naming_them_and_write_nothing(tmp_path
     assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == before
     assert (tmp_path / "file.txt").read_text() == "keep"
 
-
-def test_best_on_a_uri_says_to_copy_the_sweep_first(capsys):
-    assert main(["best", "s3://bucket/sweeps/quickstart"]) == 2
-    assert "s3://bucket/sweeps/quickstart: a URI; the analysis reads local folders" in capsys.readouterr().err

@@ -7,7 +7,9 @@ from disk in a browser with no server.
 from __future__ import annotations
 
 import html
+import posixpath
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pandas as pd
 
@@ -28,14 +30,16 @@ STYLE = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0
 
 def analyze(path: str | Path, output_dir: str | Path | None = None, metric: str | None = None, mode: str | None = None,
             rule: str = "best", min_iterations: int = 0, progress: bool = True) -> Path:
-    """Write tables, plots and report.html for the sweep(s) at ``path`` into ``output_dir`` (default ``<path>/analysis``).
+    """Write tables, plots and report.html for the sweep(s) at ``path`` (a folder or a URI) into ``output_dir``.
 
-    Returns the path of report.html.
+    The default is ``<path>/analysis``, or for a URI the local ``./<sweep name>-analysis``
+    (``<last path component>-analysis`` for several sweeps): report.html is opened in a local
+    browser. Returns the path of report.html.
     """
     results = load_results(path, progress=progress)
     metric, mode = results.resolve(metric, mode)
     ranked = select_best(results, metric, mode, rule, min_iterations)
-    out = Path(output_dir) if output_dir is not None else Path(path) / "analysis"
+    out = Path(output_dir) if output_dir is not None else _default_output(path, results)
     out.mkdir(parents=True, exist_ok=True)
     options = dict(metric=metric, mode=mode, rule=rule, min_iterations=min_iterations)
 
@@ -59,6 +63,15 @@ def analyze(path: str | Path, output_dir: str | Path | None = None, metric: str 
     report.write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>advent-sweep analysis</title>"
                       f"<style>{STYLE}</style></head><body>{''.join(body)}</body></html>")
     return report
+
+
+def _default_output(path: str | Path, results: SweepResults) -> Path:
+    if "://" not in str(path):
+        return Path(path) / "analysis"
+    sweeps = [*results.sweeps, *results.skipped]
+    uri = urlsplit(str(path))
+    name = sweeps[0] if len(sweeps) == 1 else posixpath.basename(uri.path.rstrip("/")) or uri.netloc
+    return Path(f"{name}-analysis").absolute()
 
 
 def _summary(results: SweepResults, ranked: pd.DataFrame, options: dict) -> str:
@@ -102,10 +115,15 @@ def _label_free(results: SweepResults, out: Path) -> str:
              "(Musgrave et al., 2022, each report weighted by max(r_v, r_a)², so the best reports count most; higher is better, 1 is "
              "the same order), and the regret of its pick in mIoU points (the best target mIoU minus that of the report it ranks best), "
              "over all reports and within each trial (0 is the oracle's pick).")
-    images = [_image(validator_scatter(results, name, out / f"validator_{name}.png")) for name in selection.table["validator"]]
-    return (f"<p>{html.escape(intro)}</p>" + _table(out, "label_free", selection.table)
+    images = [_image(validator_scatter(results, name, out / f"validator_{name}.png"), inline=True) for name in selection.table["validator"]]
+    table = selection.table
+    _table(out, "label_free", table)  # the files keep every column; the page leaves out what is wide or constant
+    shown = table.drop(columns=["reference", *(["picked_sweep"] if len(results.sweeps) == 1 else [])])
+    references = "; ".join(f"{row.validator}: {row.reference}" for row in table.itertuples())
+    return (f"<p>{html.escape(intro)}</p>" + shown.to_html(index=False, na_rep="–", float_format=_number, border=0)
+            + _note(f"References: {references}.")
             + "<h3>Per trial (regret of each validator's pick)</h3>" + _table(out, "label_free_trials", selection.per_trial)
-            + (_note(selection.note) if selection.note else "") + "".join(images))
+            + (_note(selection.note) if selection.note else "") + f"<div>{''.join(images)}</div>")
 
 
 def _importance(results: SweepResults, out: Path, options: dict) -> str:
@@ -143,8 +161,10 @@ def _number(value: float) -> str:
     return "–" if value != value else f"{value:.4g}"
 
 
-def _image(path: Path) -> str:
-    return f"<p><img src='{html.escape(path.name)}' alt='{html.escape(path.stem)}'></p>"
+def _image(path: Path, inline: bool = False) -> str:
+    """The image beside report.html; ``inline`` images sit three to a row."""
+    tag = f"<img src='{html.escape(path.name)}' alt='{html.escape(path.stem)}'"
+    return f"{tag} style='width:32%'>" if inline else f"<p>{tag}></p>"
 
 
 def _note(text: str) -> str:

@@ -1,7 +1,8 @@
 """Reading the Parquet results of one sweep, or of every sweep in a folder, into pandas.
 
-Only pyarrow, pandas and the standard library: analysis runs on a laptop that has
-the Parquet files and no Ray, torch or GPU. A sweep that is still running reads
+Only pyarrow, pandas and the standard library: analysis runs on a laptop that reaches
+the Parquet files (a local folder, or object storage through pyarrow's filesystems, with
+no copy step) and has no Ray, torch or GPU. A sweep that is still running reads
 fine: part files that appear while reading are left for the next read, and trials
 that trials.parquet does not list yet count as 'running'.
 """
@@ -9,18 +10,20 @@ that trials.parquet does not list yet count as 'running'.
 from __future__ import annotations
 
 import json
+import os
+import posixpath
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.dataset as ds
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from advent_sweep.errors import ResultsError
+from advent_sweep.storage import filesystem_and_path
 
 SCHEMA_VERSIONS = {"1"}
 SCHEMA_KEY = b"advent_sweep.schema_version"
@@ -68,42 +71,80 @@ class SweepResults:
         return metric, mode
 
 
-def load_results(path: str | Path, progress: bool = False) -> SweepResults:
-    """Read a sweep folder (``<storage>/<name>/``) or a folder of sweep folders (e.g. the storage).
+def load_results(path: str | os.PathLike[str], progress: bool = False, filesystem: pafs.FileSystem | None = None) -> SweepResults:
+    """Read a sweep folder (``<storage>/<name>/``) or a folder of sweep folders (e.g. the storage) where it lies.
 
-    ``progress`` prints a progress line to stderr while the part files are read. The folder is
-    local: copy a sweep from object storage (s3://, gs://) first.
+    ``path`` is a local folder or a URI (s3://, gs://, file://) read through pyarrow's filesystems, so a
+    sweep on object storage needs no copy; with ``filesystem`` (any pyarrow FileSystem, e.g. a
+    SubTreeFileSystem) it is a path inside that one. ``progress`` prints a progress line to stderr
+    while the part files are read.
     """
-    if "://" in str(path):
-        raise ResultsError(f"{path}: a URI; the analysis reads local folders: copy the sweep folder to a local disk first "
-                           "(aws s3 sync, gcloud storage rsync -r), or read its Parquet files with pyarrow/pandas directly")
-    path = Path(path)
-    if not path.exists():
-        raise ResultsError(f"{path}: no such folder")
-    if not path.is_dir():
-        raise ResultsError(f"{path}: not a folder; give a sweep folder (with reports/ and trials.parquet) or a folder of them")
-    folders = [path] if _is_sweep(path) else sorted(p for p in path.iterdir() if p.is_dir() and _is_sweep(p))
+    root = _locate(path, filesystem)
+    kind = _infos(root, [root.path])[0].type
+    if kind == pafs.FileType.NotFound:
+        raise ResultsError(f"{root.shown}: no such folder")
+    if kind != pafs.FileType.Directory:
+        raise ResultsError(f"{root.shown}: not a folder; give a sweep folder (with reports/ and trials.parquet) or a folder of them")
+    if _is_sweep(root):
+        folders = [root]
+    else:
+        subfolders = sorted(info.base_name for info in _infos(root, pafs.FileSelector(root.path)) if info.type == pafs.FileType.Directory)
+        folders = [folder for folder in map(root.join, subfolders) if _is_sweep(folder)]
     if not folders:
-        raise ResultsError(f"{path}: no sweep results here (expected reports/, trials.parquet and sweep.json, or folders that hold them)")
-    specs = {folder: _read_sweep_json(folder) for folder in folders}
-    names = {folder: spec.get("name", folder.name) for folder, spec in specs.items()}
-    fragments = [(folder, f) for folder in folders for f in _report_fragments(folder)]
-    tables: dict[Path, list[pa.Table]] = {folder: [] for folder in folders}
-    for folder, fragment in tqdm(fragments, desc="reading results", unit="file", leave=False, disable=not progress, file=sys.stderr):
-        table = _read_fragment(fragment)
+        raise ResultsError(f"{root.shown}: no sweep results here (expected reports/, trials.parquet and sweep.json, or folders that hold them)")
+    specs = {folder: _read_sweep_json(folder.join("sweep.json")) for folder in folders}
+    names = {folder: spec.get("name", posixpath.basename(folder.path.rstrip("/"))) for folder, spec in specs.items()}
+    parts = [(folder, part) for folder in folders for part in _part_files(folder)]
+    tables: dict[_Location, list[pa.Table]] = {folder: [] for folder in folders}
+    for folder, part in tqdm(parts, desc="reading results", unit="file", leave=False, disable=not progress, file=sys.stderr):
+        table = _read_parquet(part)
         if table is not None:
             tables[folder].append(table)
-    skipped = {names[f]: f"{f}: no reports yet" for f in folders if sum(t.num_rows for t in tables[f]) == 0}
+    skipped = {names[f]: f"{f.shown}: no reports yet" for f in folders if sum(t.num_rows for t in tables[f]) == 0}
     if len(skipped) == len(folders):
         raise ResultsError("; ".join(skipped.values()) + " (an empty sweep: nothing to analyse)")
     kept = [f for f in folders if names[f] not in skipped]
     reports = _reports_frame([t for f in kept for t in tables[f]])
-    trials = _trials_frame(reports, [f / "trials.parquet" for f in kept if (f / "trials.parquet").is_file()])
+    listed = [table for table in (_read_parquet(f.join("trials.parquet")) for f in kept) if table is not None]
+    trials = _trials_frame(reports, listed)
     return SweepResults(reports, trials, {names[f]: specs[f] for f in kept}, skipped)
 
 
-def _is_sweep(folder: Path) -> bool:
-    return (folder / "reports").is_dir() or (folder / "trials.parquet").is_file() or (folder / "sweep.json").is_file()
+@dataclass(frozen=True)
+class _Location:
+    """A file or folder on a pyarrow filesystem, and its name in messages: as the user wrote it (a URI stays a URI)."""
+
+    filesystem: pafs.FileSystem = field(compare=False)
+    path: str
+    shown: str
+
+    def join(self, name: str) -> _Location:
+        return _Location(self.filesystem, posixpath.join(self.path, name), posixpath.join(self.shown, name))
+
+
+def _locate(path: str | os.PathLike[str], filesystem: pafs.FileSystem | None) -> _Location:
+    if filesystem is not None:
+        return _Location(filesystem, str(path), str(path))
+    try:
+        filesystem, inside = filesystem_and_path(path)
+    except (OSError, ValueError) as error:  # an unknown scheme, a bucket that cannot be reached
+        raise ResultsError(f"{path}: cannot be opened ({error})") from None
+    return _Location(filesystem, inside, str(path))
+
+
+def _infos(where: _Location, paths: list[str] | pafs.FileSelector) -> list[pafs.FileInfo]:
+    """File infos from ``where``'s filesystem; a failure (credentials, network) names ``where``."""
+    try:
+        return where.filesystem.get_file_info(paths)
+    except OSError as error:
+        raise ResultsError(f"{where.shown}: cannot be listed ({error})") from None
+
+
+def _is_sweep(folder: _Location) -> bool:
+    wanted = [(folder.join("reports"), pafs.FileType.Directory), (folder.join("trials.parquet"), pafs.FileType.File),
+              (folder.join("sweep.json"), pafs.FileType.File)]
+    infos = _infos(folder, [place.path for place, _ in wanted])
+    return any(info.type == kind for info, (_, kind) in zip(infos, wanted))
 
 
 def _check_version(version: Any, where: str) -> None:
@@ -114,36 +155,36 @@ def _check_version(version: Any, where: str) -> None:
         )
 
 
-def _read_sweep_json(folder: Path) -> dict[str, Any]:
-    path = folder / "sweep.json"
-    if not path.is_file():
-        return {}
+def _read_sweep_json(file: _Location) -> dict[str, Any]:
     try:
-        spec = json.loads(path.read_text())
+        with file.filesystem.open_input_stream(file.path) as stream:
+            spec = json.loads(stream.read())
+    except FileNotFoundError:
+        return {}
     except (OSError, ValueError) as error:
-        raise ResultsError(f"{path}: cannot be read as JSON ({error})") from None
-    _check_version(spec.get("schema_version"), str(path))
+        raise ResultsError(f"{file.shown}: cannot be read as JSON ({error})") from None
+    _check_version(spec.get("schema_version"), file.shown)
     return spec
 
 
-def _report_fragments(folder: Path) -> list[ds.Fragment]:
+def _part_files(folder: _Location) -> list[_Location]:
     """The finished part files: temporary ones (hidden, or not yet named *.parquet) are left out."""
-    reports = folder / "reports"
-    if not reports.is_dir():
-        return []
-    dataset = ds.dataset(reports, format="parquet", ignore_prefixes=[".", "_"])
-    return [f for f in dataset.get_fragments() if f.path.endswith(".parquet")]
+    reports = folder.join("reports")
+    infos = _infos(reports, pafs.FileSelector(reports.path, allow_not_found=True))
+    names = sorted(i.base_name for i in infos if i.type == pafs.FileType.File and i.base_name.endswith(".parquet")
+                   and not i.base_name.startswith((".", "_")))
+    return [reports.join(name) for name in names]
 
 
-def _read_fragment(fragment: ds.Fragment) -> pa.Table | None:
-    """One part file, or None when it vanished since the listing (the writer replaced it)."""
+def _read_parquet(file: _Location) -> pa.Table | None:
+    """A Parquet file, schema version checked; None when absent (no trials.parquet yet, a part file replaced since the listing)."""
     try:
-        table = fragment.to_table()
+        table = pq.read_table(file.path, filesystem=file.filesystem)
     except FileNotFoundError:
         return None
-    except pa.ArrowException as error:
-        raise ResultsError(f"{fragment.path}: not a readable Parquet file ({error})") from None
-    _check_version((table.schema.metadata or {}).get(SCHEMA_KEY, b"1").decode(), fragment.path)
+    except (OSError, pa.ArrowException) as error:
+        raise ResultsError(f"{file.shown}: not a readable Parquet file ({error})") from None
+    _check_version((table.schema.metadata or {}).get(SCHEMA_KEY, b"1").decode(), file.shown)
     return table
 
 
@@ -157,16 +198,8 @@ def _reports_frame(tables: list[pa.Table]) -> pd.DataFrame:
     return frame.sort_values([*KEY, "iteration"], ignore_index=True)
 
 
-def _trials_frame(reports: pd.DataFrame, paths: list[Path]) -> pd.DataFrame:
+def _trials_frame(reports: pd.DataFrame, tables: list[pa.Table]) -> pd.DataFrame:
     """trials.parquet of every sweep, plus a 'running' row for each trial that reported but is not listed yet."""
-    tables = []
-    for path in paths:
-        try:
-            table = pq.read_table(path)
-        except pa.ArrowException as error:
-            raise ResultsError(f"{path}: not a readable Parquet file ({error})") from None
-        _check_version((table.schema.metadata or {}).get(SCHEMA_KEY, b"1").decode(), str(path))
-        tables.append(table)
     listed = pa.concat_tables(tables, promote_options="permissive").to_pandas() if tables else pd.DataFrame(columns=[*KEY, "status"])
     seen = reports[KEY].drop_duplicates()
     unlisted = seen.merge(listed[KEY], on=KEY, how="left", indicator=True).query("_merge == 'left_only'")[KEY]

@@ -22,6 +22,7 @@ from advent_sweep.data.config import DataConfig
 from advent_sweep.selection import VALIDATORS
 from advent_sweep.sweep import _space
 from advent_sweep.sweep.spec import (
+    DEFAULT_BACKBONE,
     DEFAULT_REDUCTION_FACTOR,
     DEFAULT_STORAGE,
     METRIC_MODES,
@@ -42,6 +43,7 @@ from advent_sweep.sweep.spec import (
 _NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 _SCHEME_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
 _MISSING_NUM_SAMPLES = "missing; allowed: an int >= 1 (the number of trials)"
+_WEIGHTS = "a torchvision weights name (e.g. ResNet101_Weights.IMAGENET1K_V1), a state-dict file, or null (random init)"
 _NOTHING = object()
 
 
@@ -143,10 +145,15 @@ def check(raw: dict[str, Any]) -> tuple[Problems, dict[str, Any]]:
 
     data = _section(problems, "data", DataConfig, raw.get("data"))
     fixed, base = _check_trainer(problems, raw.get("trainer"), data)
-    # What every trial's TrainConfig is built on; None when the fixed settings are themselves invalid.
-    trial_base = {**fixed, "data": data or DataConfig()} if base else None
+    by_backbone = fixed.get("weights") if isinstance(fixed.get("weights"), dict) else None
+    # What every trial's TrainConfig is built on (a weights mapping left out: no check reads weights);
+    # None when the fixed settings are themselves invalid.
+    settings = {key: value for key, value in fixed.items() if by_backbone is None or key != "weights"}
+    trial_base = {**settings, "data": data or DataConfig()} if base else None
     raw_space = raw.get("space")
     space = _check_space(problems, raw_space, fixed, trial_base)
+    if by_backbone is not None:
+        _check_weights_cover(problems, by_backbone, raw["trainer"], fixed, space, raw_space)
     _space.check_conditions(problems, space, raw_space if isinstance(raw_space, dict) else {}, trial_base)
     grid = isinstance(raw.get("searcher"), dict) and raw["searcher"].get("sampler") == "grid"
     if base:
@@ -219,6 +226,8 @@ def _check_trainer(problems: Problems, raw: Any, data: DataConfig | None) -> tup
             problems.add(("trainer", key), f"unknown key; allowed: {', '.join(TRAINER_KEYS)}")
         else:
             fixed[key] = value
+    # A weights mapping is kept aside: TrainConfig holds one value, the trial's backbone's entry.
+    aside = _split_weights(problems, fixed)
     data = data or DataConfig()
     try:
         config = TrainConfig.model_validate({**fixed, "data": data})
@@ -230,9 +239,56 @@ def _check_trainer(problems: Problems, raw: Any, data: DataConfig | None) -> tup
         config, messages = _space.config_errors({"data": data}, fixed)
         for message in messages:  # the checks across fields, which pydantic skips while a field fails
             problems.add(("trainer",), message)
-        if messages:
-            return fixed, None
-    return {key: getattr(config, key) for key in fixed}, config
+    resolved = {**(fixed if config is None else {key: getattr(config, key) for key in fixed}), **aside}
+    return {key: resolved[key] for key in raw if key in resolved}, config  # (in the order written)
+
+
+def _split_weights(problems: Problems, fixed: dict[str, Any]) -> dict[str, Any]:
+    """Take a weights mapping (backbone → weights name, file or null) out of ``fixed``, checked; {} if none.
+
+    Any other weights value is left for TrainConfig, except one that is neither a string, null nor a mapping.
+    """
+    weights = fixed.get("weights")
+    if weights is None or isinstance(weights, str):
+        return {}
+    del fixed["weights"]
+    if not isinstance(weights, dict):
+        problems.add(("trainer", "weights"), f"expected {_WEIGHTS}; or a mapping backbone → one of these", weights)
+        return {}
+    from advent_sweep.model import BACKBONES  # (the model layer, as TrainConfig's backbone check imports it)
+
+    for key, entry in weights.items():
+        if key not in BACKBONES:
+            problems.add(("trainer", "weights"), f"unknown backbone {key!r}; allowed keys: {', '.join(sorted(BACKBONES))}")
+        elif entry is not None and not isinstance(entry, str):
+            problems.add(("trainer", "weights", key), f"expected {_WEIGHTS}", entry)
+    return {"weights": weights}
+
+
+def _check_weights_cover(
+    problems: Problems, by_backbone: dict[str, Any], raw_trainer: dict[str, Any], fixed: dict[str, Any],
+    space: dict[str, Any], raw_space: Any,
+) -> None:
+    """A weights mapping has an entry for every backbone a trial can have: the space's choices, else the fixed one."""
+    backbone = space.get("backbone")
+    if backbone is not None:
+        possible = {value: "a choice of space.backbone" for value in backbone.choices}
+        if backbone.when:  # (an inactive backbone is the default: it cannot be searched and fixed both)
+            possible.setdefault(DEFAULT_BACKBONE, "the default backbone, when space.backbone is not sampled")
+    elif (isinstance(raw_space, dict) and "backbone" in raw_space) or ("backbone" in raw_trainer and "backbone" not in fixed):
+        return  # an invalid backbone is reported where it is written
+    elif "backbone" in fixed:
+        possible = {fixed["backbone"]: "trainer.backbone"}
+    else:
+        possible = {DEFAULT_BACKBONE: "the default backbone: trainer.backbone is not set"}
+    entries = ", ".join(map(str, by_backbone)) or "none"
+    for name, why in possible.items():
+        if name not in by_backbone:
+            problems.add(
+                ("trainer", "weights"),
+                f"no entry for backbone {name!r} ({why}); entries: {entries}; "
+                f"allowed: an entry for every backbone a trial can have ({', '.join(possible)})",
+            )
 
 
 def _check_space(

@@ -140,7 +140,7 @@ def prepare_warmup(spec: SweepSpec, data: DomainData) -> None:
     print(f"source warm-up: {done}", flush=True)
 
 
-def _start_ray(address: str | None) -> bool:
+def start_ray(address: str | None) -> bool:
     """Connect to ``address`` (or RAY_ADDRESS), else start a loopback-only local Ray; True if we started it."""
     address = address or os.environ.get("RAY_ADDRESS")
     if address is None:
@@ -156,6 +156,14 @@ def _start_ray(address: str | None) -> bool:
     return True
 
 
+def stop_ray(started: bool) -> None:
+    """Shut down the Ray that ``start_ray`` started; one we connected to keeps running."""
+    if started:
+        import ray
+
+        ray.shutdown()
+
+
 def _tuner(spec: SweepSpec, data: DomainData, resume: bool) -> Any:
     from ray import tune
 
@@ -164,7 +172,8 @@ def _tuner(spec: SweepSpec, data: DomainData, resume: bool) -> Any:
     from advent_sweep.sweep.trainable import train_advent_trial
 
     trainable = tune.with_resources(
-        tune.with_parameters(train_advent_trial, spec=spec, data=data),
+        tune.with_parameters(train_advent_trial, train_config=spec.train_config, data=data, cache_dir=spec.cache_dir,
+                             metric=spec.metric),
         {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},
     )
     if resume:
@@ -200,14 +209,11 @@ def launch(spec: SweepSpec, address: str | None = None, resume: bool = False, da
         check_sweep_folder(spec, resume)
         check_metric(spec, data)
     prepare_warmup(spec, data)
-    started_ray = _start_ray(address)
+    started_ray = start_ray(address)
     try:
         _tuner(spec, data, resume).fit()
     finally:
-        if started_ray:
-            import ray
-
-            ray.shutdown()
+        stop_ray(started_ray)
     return _outcome(spec)
 
 

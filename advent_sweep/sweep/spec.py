@@ -25,6 +25,16 @@ drawn from ``[max(its low, entropy_low), its high]`` (the raised bound rounded u
 trials. A spec is accepted only if that interval can never be empty. A categorical
 ``entropy_high``, or any parameter under the grid sampler, has fixed values that cannot
 move, so there every possible ``entropy_low`` must be <= every ``entropy_high`` value.
+
+Backbones as an axis: ``trainer.weights`` may be a mapping backbone → weights (a torchvision
+name, a state-dict file or null), so that each backbone starts from its own ImageNet file::
+
+    trainer: {weights: {resnet101: /data/pretrained/DeepLab_resnet_pretrained_imagenet.pth,
+                        vgg16: VGG16_Weights.IMAGENET1K_V1}}
+    space: {backbone: {type: categorical, choices: [resnet101, vgg16]}}
+
+Each trial's TrainConfig holds its backbone's entry, one value, so that an exported config
+reruns as it is. Every backbone a trial can have needs an entry.
 """
 
 from __future__ import annotations
@@ -58,9 +68,11 @@ NOT_SEARCHABLE = {
     "eval_interval": "every trial must report at the same iterations so that ASHA compares like with like: set trainer.eval_interval",
     "threads": "set by resources.cpu or trainer.threads",
     "source_warmup": "every trial starts from the same warm-up model: set trainer.source_warmup",
+    "weights": "the weights follow the backbone: set trainer.weights, to one value or to a mapping backbone → weights",
 }
 TRAINER_KEYS = tuple(name for name in TrainConfig.model_fields if name != "data")
 SEARCHABLE = tuple(name for name in TRAINER_KEYS if name not in NOT_SEARCHABLE)
+DEFAULT_BACKBONE: str = TrainConfig.model_fields["backbone"].default
 
 SamplerName = Literal["tpe", "random", "gp", "cmaes", "grid"]
 SchedulerName = Literal["asha", "fifo"]
@@ -206,7 +218,7 @@ class SweepSpec(BaseModel):
     @property
     def base_config(self) -> TrainConfig:
         """The fixed trainer settings and the data, every other setting at its default."""
-        return TrainConfig.model_validate({**self.trainer, "data": self.data})
+        return TrainConfig.model_validate({**self._fixed_settings({}), "data": self.data})
 
     @property
     def trial_threads(self) -> int:
@@ -226,8 +238,25 @@ class SweepSpec(BaseModel):
                 f"sweep {self.name}: trial parameters {', '.join(unknown)} are not in the space; "
                 f"allowed: {', '.join(self.space)}"
             )
-        values = {**self.trainer, **params, "threads": self.trial_threads, "data": self.data}
+        values = {**self._fixed_settings(params), **params, "threads": self.trial_threads, "data": self.data}
         return validate(TrainConfig, values, f"sweep {self.name}: trial {params}")
+
+    def _fixed_settings(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The fixed settings for a trial with ``params``: a weights mapping becomes its backbone's entry.
+
+        Validation gave every backbone a trial can have an entry; only params that leave out a searched
+        backbone (``{}``: the sweep's base, not a trial) can find none, and get no weights.
+        """
+        weights = self.trainer.get("weights")
+        if not isinstance(weights, dict):
+            return self.trainer
+        backbone = params.get("backbone", self.trainer.get("backbone", DEFAULT_BACKBONE))
+        if "backbone" in params and backbone not in weights:
+            raise ConfigError(
+                f"sweep {self.name}: trainer.weights has no entry for the trial's backbone {backbone!r}; "
+                f"allowed: {', '.join(weights)}"
+            )
+        return {**self.trainer, "weights": weights.get(backbone)}
 
     def with_storage(self, storage: str) -> "SweepSpec":
         """The same spec writing to another storage (the CLI's ``--storage``)."""
@@ -304,7 +333,7 @@ class SweepSpec(BaseModel):
         if self.trainer:
             lines.append("fixed trainer settings (every other setting at its TrainConfig default):")
             width = max(map(len, self.trainer))
-            lines += [f"  {key:<{width}}  {_space.fmt(value)}" for key, value in self.trainer.items()]
+            lines += [f"  {key:<{width}}  {_describe_setting(value)}" for key, value in self.trainer.items()]
         else:
             lines.append("fixed trainer settings: none (TrainConfig defaults)")
         base = self.base_config
@@ -360,6 +389,12 @@ class SweepSpec(BaseModel):
 
 
 # --- describe() helpers --------------------------------------------------------------------------
+
+
+def _describe_setting(value: Any) -> str:
+    if isinstance(value, dict):  # trainer.weights by backbone
+        return "by backbone: " + ", ".join(f"{key} → {_space.fmt(entry)}" for key, entry in value.items())
+    return _space.fmt(value)
 
 
 def _describe_param(param: FloatParam | IntParam | CategoricalParam, moves: bool) -> str:

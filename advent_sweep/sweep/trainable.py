@@ -12,29 +12,35 @@ import math
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 from ray import tune
 
+from advent_sweep.advent.config import TrainConfig
 from advent_sweep.advent.run import build_trainer
 from advent_sweep.data import DomainData
 from advent_sweep.errors import TrainingDiverged
-from advent_sweep.sweep.spec import SweepSpec
 
 CHECKPOINT_FILE = "trainer.pt"
 
 
-def train_advent_trial(params: dict[str, Any], *, spec: SweepSpec, data: DomainData) -> None:
-    """Train one trial of ``spec`` with the sampled ``params`` on the shared ``data``."""
-    config = spec.train_config(params)
+def train_advent_trial(params: dict[str, Any], *, train_config: Callable[[dict[str, Any]], TrainConfig],
+                       data: DomainData, cache_dir: str, metric: str) -> None:
+    """Train the config ``train_config(params)`` on the shared ``data`` (warm-ups cached in ``cache_dir``).
+
+    A sweep passes ``SweepSpec.train_config`` (the sampled params over its trainer section), a confirm
+    run a grid of (configuration, seed).
+    """
+    config = train_config(params)
     state = None
     checkpoint = tune.get_checkpoint()
     if checkpoint:
         with checkpoint.as_directory() as folder:
             state = torch.load(Path(folder) / CHECKPOINT_FILE, weights_only=False)
-    trainer = build_trainer(config, data, spec.cache_dir, state)
+    trainer = build_trainer(config, data, cache_dir, state)
 
     loss_sums: dict[str, float] = defaultdict(float)
     steps, started = 0, time.perf_counter()
@@ -53,7 +59,7 @@ def train_advent_trial(params: dict[str, Any], *, spec: SweepSpec, data: DomainD
                 **trainer.evaluate(data.target_val, data.source_val),
             }
         except TrainingDiverged as diverged:
-            tune.report({"iteration": diverged.iteration, "diverged": True, spec.metric: math.nan, **diverged.losses})
+            tune.report({"iteration": diverged.iteration, "diverged": True, metric: math.nan, **diverged.losses})
             return
         with tempfile.TemporaryDirectory() as folder:
             torch.save(trainer.state_dict(), Path(folder) / CHECKPOINT_FILE)

@@ -67,6 +67,22 @@ def test_empty_sweep(tmp_path: Path) -> None:
         load_results(tmp_path / "empty")
 
 
+def test_a_file_is_not_a_folder(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(ResultsError, match=f"{tmp_path}/notes.txt: not a folder"):
+        load_results(tmp_path / "notes.txt")
+
+
+def test_unreadable_files_are_named(tmp_path: Path) -> None:
+    folder = write_sweep(tmp_path, "broken", fake_trials()[:2])
+    (folder / "trials.parquet").write_bytes(b"not parquet")
+    with pytest.raises(ResultsError, match=f"{folder}/trials.parquet: not a readable Parquet file"):
+        load_results(folder)
+    (folder / "sweep.json").write_text("{not json")
+    with pytest.raises(ResultsError, match=f"{folder}/sweep.json: cannot be read as JSON"):
+        load_results(folder)
+
+
 def test_unknown_metric_names_the_available_ones(results) -> None:
     with pytest.raises(ResultsError, match="unknown metric 'miou'.*target_miou.*target_entropy"):
         results.resolve("miou", None)

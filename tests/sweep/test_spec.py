@@ -67,7 +67,7 @@ def test_every_search_space_validates(path):
 def test_search_spaces_are_all_there():
     names = {path.name for path in SEARCH_SPACES}
     assert {"quickstart.yaml", "gta5_cityscapes_resnet101.yaml", "gta5_cityscapes_vgg16.yaml",
-            "synthia_cityscapes_resnet101.yaml", "ablation.yaml"} <= names
+            "gta5_cityscapes_backbones.yaml", "synthia_cityscapes_resnet101.yaml", "ablation.yaml"} <= names
 
 
 def test_real_data_specs_validate_without_their_folders():
@@ -86,6 +86,16 @@ def test_quickstart_numbers():
     assert spec.searcher.points_to_evaluate[0] == {"method": "advent", "lambda_adv_main": 1e-3}
     assert spec.base_config.source_warmup.model_dump() == {"iterations": 240, "lr": 5e-3, "seed": 0}
     assert spec.base_config.bn_momentum == 0.01 and spec.train_config({}).threads == 1
+
+
+def test_backbones_space_starts_each_backbone_from_its_own_weights():
+    spec = SweepSpec.from_yaml(Path(__file__).parents[2] / "search_spaces" / "gta5_cityscapes_backbones.yaml")
+    resnet = spec.train_config({"backbone": "resnet101", "method": "advent"})
+    vgg = spec.train_config({"backbone": "vgg16", "lr": 1e-5, "method": "advent"})
+    assert resnet.weights == "/data/pretrained/DeepLab_resnet_pretrained_imagenet.pth"
+    assert (resnet.lr, resnet.param_repeats) == (2.5e-4, "official")
+    assert (vgg.weights, vgg.lr, vgg.param_repeats) == ("VGG16_Weights.IMAGENET1K_V1", 1e-5, "unique")
+    assert "weights           by backbone: resnet101 → /data/pretrained/" in spec.describe()
 
 
 def test_ablation_runs_the_whole_grid():
