@@ -192,7 +192,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
     if args.output is not None:
         _check_output_folder("--output", Path(args.output))
-    report = analyze(args.results, args.output, metric=args.metric, rule=args.rule, min_iterations=args.min_iterations)
+    report = analyze(args.results, args.output, metric=args.metric, rule=args.rule, min_iterations=args.min_iterations,
+                     budget=args.budget)
     print(f"report: {report}")
     return EXIT_OK
 
@@ -242,6 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--metric", help="metric column (default: the sweep's metric)")
     analyze.add_argument("--rule", choices=SELECTION_RULES, default="best")
     analyze.add_argument("--min-iterations", type=_int_at_least(0), default=0)
+    analyze.add_argument("--budget", choices=["common", "completed"], default="common",
+                         help="compare trials at the largest iteration all reached (default), or completed trials only")
     analyze.set_defaults(handler=cmd_analyze)
 
     confirm = commands.add_parser("confirm", help="retrain a sweep's top configurations on fresh seeds: mean ± std, optimism")

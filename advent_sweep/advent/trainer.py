@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import os
 import random
-import warnings
 from collections.abc import Iterable, Sequence
 from contextlib import nullcontext
 from typing import Any
@@ -26,6 +25,7 @@ from advent_sweep.advent import losses
 from advent_sweep.advent.batches import BatchStream
 from advent_sweep.advent.config import TrainConfig
 from advent_sweep.advent.evaluation import evaluate_segmenters, score_segmenters
+from advent_sweep.advent.optim import RepeatedSGD
 from advent_sweep.errors import ConfigError, TrainingDiverged
 from advent_sweep.model import build_discriminator, build_segmenter
 
@@ -117,17 +117,13 @@ class Trainer:
         if self._cuda and config.channels_last:
             self.segmenter.to(memory_format=torch.channels_last)
 
-        with warnings.catch_warnings():
-            # "official" lists backbone parameters several times on purpose (see DESIGN.md);
-            # the single-tensor SGD path applies each listing, deterministically.
-            warnings.filterwarnings("ignore", message="optimizer contains a parameter group with duplicate parameters")
-            self.optimizer = torch.optim.SGD(
-                self.segmenter.parameter_groups(config.lr, config.param_repeats),
-                lr=config.lr,
-                momentum=config.momentum,
-                weight_decay=config.weight_decay,
-                foreach=False,
-            )
+        # "official" updates backbone params several times per step, as valeoai/ADVENT's optimizer does (DESIGN.md).
+        self.optimizer = RepeatedSGD(
+            self.segmenter.parameter_groups(config.lr, config.param_repeats),
+            lr=config.lr,
+            momentum=config.momentum,
+            weight_decay=config.weight_decay,
+        )
         self.discriminator_optimizers = {
             level: torch.optim.Adam(d.parameters(), lr=config.lr_discriminator, betas=(0.9, 0.99))
             for level, d in self.discriminators.items()

@@ -14,7 +14,7 @@ import optuna
 import pandas as pd
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
-from advent_sweep.analysis.best import select_best
+from advent_sweep.analysis.ablation import Budget, equal_budget
 from advent_sweep.analysis.results import SweepResults, varying_parameters
 from advent_sweep.errors import ResultsError
 
@@ -35,16 +35,18 @@ class Importances:
     evaluator: str
     trials: int
     left_out: tuple[str, ...]
+    budget: str  # which trials were compared, at what budget
 
 
 def parameter_importance(results: SweepResults, metric: str | None = None, mode: str | None = None, rule: str = "best",
-                         min_iterations: int = 0, evaluator: str = "fanova", seed: int = 0) -> Importances:
-    """Importance of each varying config.* parameter for the metric over the finished trials."""
+                         min_iterations: int = 0, budget: Budget = "common", evaluator: str = "fanova",
+                         seed: int = 0) -> Importances:
+    """Importance of each varying config.* parameter for the metric over the finished trials at an equal budget."""
     if evaluator not in EVALUATORS:
         raise ResultsError(f"unknown importance evaluator {evaluator!r}; allowed: {', '.join(EVALUATORS)}")
     metric, mode = results.resolve(metric, mode)
-    rows = select_best(results, metric, mode, rule, min_iterations)
-    rows = rows[rows["status"] != "running"]
+    counted = equal_budget(results, metric, mode, rule, min_iterations, budget)
+    rows = counted.rows
     if len(rows) < 2:
         raise ResultsError(f"parameter importance needs at least 2 finished trials with a {metric} value; found {len(rows)}")
     params = varying_parameters(rows)
@@ -64,7 +66,7 @@ def parameter_importance(results: SweepResults, metric: str | None = None, mode:
     if shares.empty or shares.sum() <= 0:
         raise ResultsError(f"{evaluator} finds no parameter that explains any variation of {metric} over {len(rows)} trials")
     return Importances((shares / shares.sum()).sort_values(ascending=False), evaluator, len(rows),
-                       tuple(sorted(set(params) - set(raw))))
+                       tuple(sorted(set(params) - set(raw))), counted.note)
 
 
 def _evaluate(trials: list[optuna.trial.FrozenTrial], direction: str, evaluator: Any) -> dict[str, float]:

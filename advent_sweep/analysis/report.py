@@ -13,8 +13,9 @@ from urllib.parse import urlsplit
 
 import pandas as pd
 
-from advent_sweep.analysis.ablation import marginal_effects, method_table, paper_style
+from advent_sweep.analysis.ablation import Budget, equal_budget, marginal_effects, method_table, paper_style
 from advent_sweep.analysis.best import RULES, select_best
+from advent_sweep.analysis.confirmed import read_confirm, summarise_confirm
 from advent_sweep.analysis.importance import parameter_importance
 from advent_sweep.analysis.label_free import label_free_selection
 from advent_sweep.analysis.plots import importance_bars, learning_curves, metric_vs_parameters, validator_scatter
@@ -29,12 +30,14 @@ STYLE = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0
 
 
 def analyze(path: str | Path, output_dir: str | Path | None = None, metric: str | None = None, mode: str | None = None,
-            rule: str = "best", min_iterations: int = 0, progress: bool = True) -> Path:
+            rule: str = "best", min_iterations: int = 0, budget: Budget = "common", progress: bool = True) -> Path:
     """Write tables, plots and report.html for the sweep(s) at ``path`` (a folder or a URI) into ``output_dir``.
 
     The default is ``<path>/analysis``, or for a URI the local ``./<sweep name>-analysis``
     (``<last path component>-analysis`` for several sweeps): report.html is opened in a local
-    browser. Returns the path of report.html.
+    browser. Methods, marginal effects and importances compare trials at an equal ``budget`` (see
+    ``ablation.equal_budget``); a finished ``advent-sweep confirm`` adds its runs over fresh seeds.
+    Returns the path of report.html.
     """
     results = load_results(path, progress=progress)
     metric, mode = results.resolve(metric, mode)
@@ -42,6 +45,7 @@ def analyze(path: str | Path, output_dir: str | Path | None = None, metric: str 
     out = Path(output_dir) if output_dir is not None else _default_output(path, results)
     out.mkdir(parents=True, exist_ok=True)
     options = dict(metric=metric, mode=mode, rule=rule, min_iterations=min_iterations)
+    at_budget = dict(options, budget=budget)
 
     body = [f"<h1>advent-sweep analysis: {html.escape(', '.join(results.sweeps))}</h1>", _summary(results, ranked, options)]
     body += ["<h2>Ranking</h2>", _table(out, "ranking", _ranking(ranked, metric))]
@@ -50,13 +54,16 @@ def analyze(path: str | Path, output_dir: str | Path | None = None, metric: str 
         body += ["<h3>Per trial (trials.parquet: best, last, label-free min-entropy)</h3>",
                  _table(out, "trials", results.trials[[*KEY, *TRIAL_SUMMARY]].rename(columns=lambda c: c.removeprefix("config.")))]
     body += ["<h2>Label-free selection</h2>", _label_free(results, out)]
-    body += ["<h2>Methods</h2>", _table(out, "methods", paper_style(method_table(results, **options)))]
+    body += ["<h2>Methods</h2>", _note(f"Compared at an equal budget: {equal_budget(results, **at_budget).note}; "
+                                       "gain: the mean over source-only of the same backbone."),
+             _table(out, "methods", paper_style(method_table(results, **at_budget)))]
+    body += _confirmed(path, out, metric)
     body.append("<h2>Marginal effects</h2>")
-    for marginal in marginal_effects(results, **options):
+    for marginal in marginal_effects(results, **at_budget):
         body.append(f"<h3>{html.escape(marginal.name)}</h3>{_note(marginal.note)}")
         if marginal.table is not None:
             body.append(_table(out, f"marginal_{marginal.key}", marginal.table))
-    body += ["<h2>Parameter importance</h2>", _importance(results, out, options)]
+    body += ["<h2>Parameter importance</h2>", _importance(results, out, at_budget)]
     body += ["<h2>Learning curves</h2>", _image(learning_curves(results, metric, out / "learning_curves.png"))]
     body += ["<h2>Metric against each parameter</h2>", *map(_image, metric_vs_parameters(ranked, metric, out))]
     report = out / "report.html"
@@ -126,6 +133,22 @@ def _label_free(results: SweepResults, out: Path) -> str:
             + (_note(selection.note) if selection.note else "") + f"<div>{''.join(images)}</div>")
 
 
+def _confirmed(path: str | Path, out: Path, metric: str) -> list[str]:
+    """The confirm run's tables, when ``advent-sweep confirm`` has run on this sweep: configurations over fresh seeds."""
+    try:
+        plan, summary = read_confirm(path)
+        confirmed = load_results(f"{str(path).rstrip('/')}/confirm")
+    except ResultsError:
+        return []
+    rules = summarise_confirm(confirmed, plan).rules
+    return [f"<h3>Confirmed on fresh seeds (advent-sweep confirm: top {len(plan['candidates'])}, seeds {plan['seeds']})</h3>",
+            _note("Each configuration retrained on seeds the sweep never used, at the full budget; optimism: what the "
+                  "sweep reported minus the confirmed mean (the winner's curse)."),
+            _table(out, "confirmed", summary),
+            _table(out, "confirmed_methods", paper_style(method_table(confirmed, metric, budget="completed"))),
+            "<h3>Selection rules on the confirm runs</h3>", _table(out, "confirmed_rules", rules)]
+
+
 def _importance(results: SweepResults, out: Path, options: dict) -> str:
     try:
         importances = parameter_importance(results, **options)
@@ -133,7 +156,7 @@ def _importance(results: SweepResults, out: Path, options: dict) -> str:
         return _note(f"not computed: {error}")
     table = importances.values.rename("importance").rename_axis("parameter").reset_index()
     left_out = f"; left out as conditional: {', '.join(importances.left_out)}" if importances.left_out else ""
-    return (_note(f"{importances.evaluator} over {importances.trials} finished trials{left_out}")
+    return (_note(f"{importances.evaluator} over {importances.trials} trials ({importances.budget}){left_out}")
             + _table(out, "importance", table) + _image(importance_bars(importances, out / "importance.png")))
 
 

@@ -107,7 +107,28 @@ def load_results(path: str | os.PathLike[str], progress: bool = False, filesyste
     reports = _reports_frame([t for f in kept for t in tables[f]])
     listed = [table for table in (_read_parquet(f.join("trials.parquet")) for f in kept) if table is not None]
     trials = _trials_frame(reports, listed)
-    return SweepResults(reports, trials, {names[f]: specs[f] for f in kept}, skipped)
+    spaces = {names[f]: specs[f].get("spec", {}).get("space", {}) for f in kept}
+    return SweepResults(_blank_inactive(reports, spaces), _blank_inactive(trials, spaces), {names[f]: specs[f] for f in kept}, skipped)
+
+
+def _blank_inactive(frame: pd.DataFrame, spaces: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    """A conditional parameter a trial did not sample (its ``when`` unmet) as empty, not as the default it trained with.
+
+    Otherwise importances and tables would read λ_adv's default in every MinEnt trial as a value searched.
+    """
+    frame = frame.copy()
+    for sweep, space in spaces.items():
+        rows = frame["sweep"] == sweep
+        for name, param in space.items():
+            column = f"config.{name}"
+            if not param.get("when") or column not in frame.columns:
+                continue
+            active = pd.Series(True, index=frame.index)
+            for condition, allowed in param["when"].items():
+                if f"config.{condition}" in frame.columns:
+                    active &= frame[f"config.{condition}"].isin(allowed)
+            frame.loc[rows & ~active, column] = None
+    return frame
 
 
 @dataclass(frozen=True)

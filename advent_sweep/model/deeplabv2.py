@@ -9,6 +9,7 @@ data layer hands it RGB in [0, 1] whatever the backbone.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
@@ -95,23 +96,24 @@ class DeepLabV2(nn.Module):
         return aux, self.main_head(main_features)
 
     def parameter_groups(self, lr: float, repeats: Literal["official", "unique"] = "official") -> list[dict]:
-        """SGD groups: backbone at ``lr``, classifier heads at 10·lr (trainable params only).
+        """SGD groups: backbone at ``lr``, classifier heads at 10·lr (trainable params only), each param once.
 
-        "official" lists backbone parameters as valeoai/ADVENT's ``optim_parameters``
-        does: once per module enclosing them below each top-level backbone module (a
-        ResNet bottleneck conv 3 times, a downsample conv 4 times), so plain SGD applies
-        their update that many times per step. "unique" lists each parameter once.
+        ``repeats`` counts how often each param is updated per step (see advent.optim.RepeatedSGD).
+        "official" counts what valeoai/ADVENT's ``optim_parameters`` lists: a backbone param
+        once per module enclosing it below each top-level backbone module (a ResNet
+        bottleneck conv 3 times, a downsample conv 4 times). "unique" updates each once.
         """
         if repeats == "official":
-            backbone = [p for top in self.backbone.children() for m in top.modules() for p in m.parameters()]
+            listed = [p for top in self.backbone.children() for m in top.modules() for p in m.parameters()]
         elif repeats == "unique":
-            backbone = list(self.backbone.parameters())
+            listed = list(self.backbone.parameters())
         else:
             raise ConfigError(f"unknown param_repeats {repeats!r}; allowed: official, unique")
-        heads = [p for head in (self.aux_head, self.main_head) if head is not None for p in head.parameters()]
+        backbone = Counter(p for p in listed if p.requires_grad)  # keys in first-listing order: backbone.parameters()'s
+        heads = [p for h in (self.aux_head, self.main_head) if h is not None for p in h.parameters() if p.requires_grad]
         return [
-            {"params": [p for p in backbone if p.requires_grad], "lr": lr},
-            {"params": [p for p in heads if p.requires_grad], "lr": 10 * lr},
+            {"params": list(backbone), "repeats": list(backbone.values()), "lr": lr},
+            {"params": heads, "repeats": [1] * len(heads), "lr": 10 * lr},
         ]
 
 

@@ -120,3 +120,20 @@ def test_analysis_imports_neither_ray_nor_torch() -> None:
 
 def test_fixture_iterations_are_the_reported_ones(results) -> None:
     assert set(results.reports["iteration"]) == set(ITERATIONS)
+
+
+def test_a_conditional_parameter_a_trial_did_not_sample_reads_empty(tmp_path, trials) -> None:
+    """sweep.json's space samples λ_adv only for AdvEnt methods: other trials' λ_adv (the default they trained with) is NaN."""
+    from tests.analysis.conftest import write_sweep
+
+    folder = write_sweep(tmp_path, "conditional", trials)
+    saved = json.loads((folder / "sweep.json").read_text())
+    saved["spec"]["space"] = {"lambda_adv_main": {"type": "float", "low": 1e-5, "high": 1e-2, "log": True,
+                                                  "when": {"method": ["advent", "advent_minent"]}}}
+    (folder / "sweep.json").write_text(json.dumps(saved))
+    results = load_results(folder)
+    for frame in (results.reports, results.trials):
+        adversarial = frame["config.method"].isin(["advent", "advent_minent"])
+        assert frame.loc[~adversarial, "config.lambda_adv_main"].isna().all()
+        assert frame.loc[adversarial, "config.lambda_adv_main"].notna().all() and adversarial.any()
+        assert frame["config.lambda_ent_main"].notna().all()  # not conditional in this space

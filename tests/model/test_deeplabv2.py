@@ -133,20 +133,23 @@ def test_official_parameter_groups_repeat_backbone_params(resnet101):
     backbone, heads = resnet101.parameter_groups(2.5e-4, "official")
     assert backbone["lr"] == 2.5e-4 and heads["lr"] == pytest.approx(2.5e-3)
     names = {id(p): n for n, p in resnet101.named_parameters()}
-    repeats = Counter(names[id(p)] for p in backbone["params"])
+    repeats = {names[id(p)]: r for p, r in zip(backbone["params"], backbone["repeats"], strict=True)}
     assert repeats["backbone.conv1.weight"] == 1
     assert repeats["backbone.layer1.0.conv1.weight"] == repeats["backbone.layer4.2.conv3.weight"] == 3
     assert {repeats[f"backbone.layer{i}.0.downsample.0.weight"] for i in (1, 2, 3, 4)} == {4}
-    assert len(repeats) == 1 + 33 * 3 + 4  # every trainable backbone tensor: convs only (BN frozen)
-    assert len(backbone["params"]) == 1 + 33 * 3 * 3 + 4 * 4 == 314
+    assert len(backbone["params"]) == len(repeats) == 1 + 33 * 3 + 4  # each trainable tensor once (BN frozen)
+    assert sum(backbone["repeats"]) == 1 + 33 * 3 * 3 + 4 * 4 == 314  # what valeoai/ADVENT's optim_parameters lists
     assert Counter(repeats.values()) == {1: 1, 3: 99, 4: 4}
-    assert len(heads["params"]) == len({id(p) for p in heads["params"]}) == 2 * 4 * 2
+    trainable = [n for n, p in resnet101.backbone.named_parameters(prefix="backbone") if p.requires_grad]
+    assert list(repeats) == trainable  # the order of "unique"
+    assert len(heads["params"]) == len({id(p) for p in heads["params"]}) == 2 * 4 * 2 and set(heads["repeats"]) == {1}
 
 
 def test_unique_parameter_groups_list_each_trainable_param_once(resnet101):
     backbone, heads = resnet101.parameter_groups(1e-3, "unique")
     assert (backbone["lr"], heads["lr"]) == (1e-3, pytest.approx(1e-2))
     assert len(backbone["params"]) == len({id(p) for p in backbone["params"]}) == 104
+    assert backbone["repeats"] == [1] * 104 and heads["repeats"] == [1] * len(heads["params"])
     assert sum(p.numel() for group in (backbone, heads) for p in group["params"]) == 44_496_216
 
 

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from advent_sweep.advent.config import TrainConfig
+from advent_sweep.analysis import analyze
 from advent_sweep.analysis.best import export_confirmed
 from advent_sweep.sweep.confirm import confirm
 from advent_sweep.sweep.launch import launch
@@ -68,6 +69,12 @@ def test_confirm_retrains_the_top_configurations_on_fresh_seeds(small_sweep, tmp
     rules = summary.rules.set_index("rule")
     assert rules.loc["best", "mean_target_miou"] == pytest.approx(best["value"].mean())
     assert rules.loc["best", "runs"] == 4 and rules.loc["best", "below_oracle"] == 0
+
+    report = analyze(small_sweep.folder, tmp_path / "analysis", progress=False)
+    assert "Confirmed on fresh seeds" in report.read_text()
+    assert len(pd.read_csv(tmp_path / "analysis" / "confirmed.csv")) == 2
+    confirmed_methods = pd.read_csv(tmp_path / "analysis" / "confirmed_methods.csv")
+    assert confirmed_methods["trials"].sum() == 4 and confirmed_methods["seeds"].max() == 2
 
     chosen = export_confirmed(small_sweep.folder, tmp_path / "confirmed.yaml")
     winner = table["mean"].idxmax()

@@ -81,9 +81,9 @@ def test_quickstart_numbers():
     spec = SweepSpec.from_yaml(Path(__file__).parents[2] / "search_spaces" / "quickstart.yaml")
     assert (spec.scheduler.grace_period, spec.scheduler.reduction_factor, spec.scheduler.max_t) == (60, 3.0, 120)
     assert spec.scheduler.rungs() == [60]
-    assert (spec.num_samples, spec.max_concurrent, spec.resources.cpu, spec.resources.gpu) == (8, 2, 1.0, 0.0)
+    assert (spec.num_samples, spec.max_concurrent, spec.resources.cpu, spec.resources.gpu) == (9, 2, 1.0, 0.0)
     assert spec.base_config.backbone == "resnet18" and spec.data.synthetic.size == (64, 64)
-    assert spec.searcher.points_to_evaluate[0] == {"method": "advent", "lambda_adv_main": 1e-3}
+    assert spec.searcher.points_to_evaluate[:2] == [{"method": "source_only"}, {"method": "advent", "lambda_adv_main": 1e-3}]
     assert spec.base_config.source_warmup.model_dump() == {"iterations": 240, "lr": 5e-3, "seed": 0}
     assert spec.base_config.bn_momentum == 0.01 and spec.train_config({}).threads == 1
 
@@ -584,10 +584,10 @@ def test_describe_shows_the_resolved_spec():
     assert lines[1] == "data: synthetic → synthetic (64×64, 200 train / 100 val images, seed 0)"
     assert "  backbone           resnet18" in lines and "  multi_level        false" in lines
     assert "  lambda_adv_main  float [0.001, 1] log  when method in [advent, advent_minent]" in lines
-    assert "  first point 1: method=advent, lambda_adv_main=0.001" in lines
+    assert "  first point 1: method=source_only" in lines and "  first point 2: method=advent, lambda_adv_main=0.001" in lines
     assert lines[-3:] == [
         "scheduler: ASHA on iteration: grace period 60, reduction factor 3, max_t 120; rungs at iterations 60",
-        "trials: 8, at most 2 at a time, each holding 1 CPU and 0 GPU (torch threads: 1); retries after a failure: 2",
+        "trials: 9, at most 2 at a time, each holding 1 CPU and 0 GPU (torch threads: 1); retries after a failure: 2",
         "metric: target_miou (max: higher is better)",
     ]
 
