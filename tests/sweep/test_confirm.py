@@ -123,3 +123,17 @@ def test_a_killed_confirm_resumes_without_rerunning_finished_seeds(tmp_path):
     assert after.loc[before.index].equals(before), "a finished seed was trained again"
     assert "confirmed target_miou" in resumed.stdout
 
+
+
+def test_the_plan_reads_a_sweep_through_a_file_uri_as_from_its_folder(tmp_path):
+    """confirm reads the sweep where it lies: the top-K and their configs are the same through file://."""
+    from advent_sweep.sweep.confirm import plan_confirm
+    from tests.analysis.conftest import fake_trials, write_sweep
+
+    folder = write_sweep(tmp_path, "fake", fake_trials())
+    local = plan_confirm(str(folder), top=3, seeds=2, rule="target_im")
+    assert plan_confirm(folder.as_uri(), top=3, seeds=2, rule="target_im") == local
+    reports = pd.read_parquet(folder / "reports")
+    by_im = reports.groupby("trial_id")["target_im"].max().sort_values(ascending=False, kind="stable")
+    assert [c["trial_id"] for c in local["candidates"]] == list(by_im.index[:3])
+    assert len(local["candidates"]) == 3 and local["seeds"] == [2, 3]  # the fake trials ran seeds 0 and 1
