@@ -12,12 +12,15 @@ interval over seeds, and the optimism (reported minus confirmed mean).
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from typing import Any
 
+import pyarrow.fs as pafs
+
 from advent_sweep.advent.config import TrainConfig
 from advent_sweep.analysis.best import select_best
-from advent_sweep.analysis.confirmed import summarise_confirm, write_confirm_summary
+from advent_sweep.analysis.confirmed import ConfirmSummary, summarise_confirm, write_confirm_summary
 from advent_sweep.analysis.results import load_results
 from advent_sweep.data import build_domain_data
 from advent_sweep.errors import ConfigError
@@ -59,13 +62,13 @@ def plan_confirm(sweep: str, top: int, seeds: int, rule: str) -> dict[str, Any]:
 
 
 def confirm(sweep: str, top: int = 3, seeds: int = 3, rule: str = "best", address: str | None = None,
-            resume: bool = False) -> Any:
+            resume: bool = False) -> ConfirmSummary:
     """Run (or resume) the confirm run of the sweep folder ``sweep`` and write its summary; return the summary."""
-    sweep = sweep.rstrip("/")
+    sweep = sweep.rstrip("/") if "://" in sweep else os.path.abspath(sweep)  # Ray's storage_path: a URI or absolute
     folder = f"{sweep}/{CONFIRM}"
     filesystem, root = filesystem_and_path(folder)
-    has_state = filesystem.get_file_info(f"{root}/{TUNER_STATE}").type.name == "File"
-    has_plan = filesystem.get_file_info(f"{root}/{PLAN}").type.name == "File"
+    has_state = filesystem.get_file_info(f"{root}/{TUNER_STATE}").type == pafs.FileType.File
+    has_plan = filesystem.get_file_info(f"{root}/{PLAN}").type == pafs.FileType.File
     if has_plan and not resume:
         raise ConfigError(f"{folder}: a confirm run exists there; pass --resume to continue it, or remove the folder")
     if resume and not has_state:
