@@ -18,6 +18,8 @@ from advent_sweep.errors import InputError
 from advent_sweep.selection import SELECTION_RULES
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
+VERBOSE_HELP = ("Ray's own output (status tables, worker logs) instead of one line per trial event; "
+                "a resumed run keeps the tables it was started with")
 
 
 def _int_at_least(low: int) -> Callable[[str], int]:
@@ -105,7 +107,7 @@ def cmd_launch(args: argparse.Namespace) -> int:
               f"data: {len(data.source)} source / {len(data.target)} target / {len(data.target_val)} target-val images, "
               f"{data.num_classes} classes. Nothing was started.")
         return EXIT_OK
-    outcome = launch(spec, address=args.address, resume=args.resume)
+    outcome = launch(spec, address=args.address, resume=args.resume, verbose=args.verbose)
     statuses = ", ".join(f"{count} {status}" for status, count in sorted(outcome.statuses.items()))
     print(f"\nsweep {spec.name!r}: {outcome.trials} trials ({statuses})")
     if outcome.best_trial:
@@ -180,7 +182,8 @@ def cmd_confirm(args: argparse.Namespace) -> int:
     from advent_sweep.analysis.confirmed import format_confirm
     from advent_sweep.sweep.confirm import confirm
 
-    summary = confirm(args.sweep, args.top, args.seeds, args.rule, address=args.address, resume=args.resume)
+    summary = confirm(args.sweep, args.top, args.seeds, args.rule, address=args.address, resume=args.resume,
+                      verbose=args.verbose)
     print(format_confirm(summary))
     print(f"written: {args.sweep.rstrip('/')}/confirm/summary.md and rules.md; "
           f"export the best confirmed configuration with: advent-sweep best {args.sweep} --confirmed -o best.yaml")
@@ -195,6 +198,17 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     report = analyze(args.results, args.output, metric=args.metric, rule=args.rule, min_iterations=args.min_iterations,
                      budget=args.budget)
     print(f"report: {report}")
+    return EXIT_OK
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    import optuna_dashboard
+
+    from advent_sweep.sweep.study_journal import open_sweep_journal
+
+    with open_sweep_journal(args.sweep) as storage:
+        print(f"optuna-dashboard for {args.sweep}: http://127.0.0.1:{args.port} (this machine only; Ctrl-C stops it)", flush=True)
+        optuna_dashboard.run_server(storage, host="127.0.0.1", port=args.port)
     return EXIT_OK
 
 
@@ -221,6 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     launch.add_argument("--storage", help="override the file's storage (a shared folder or s3:// / gs:// URI on a cluster)")
     launch.add_argument("--resume", action="store_true", help="continue an interrupted sweep; finished trials are not rerun")
     launch.add_argument("--dry-run", action="store_true", help="validate spec and data, print the plan, start nothing")
+    launch.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
     launch.set_defaults(handler=cmd_launch)
 
     best = commands.add_parser("best", help="export the best trial's config as a YAML that `train` reruns")
@@ -254,7 +269,13 @@ def build_parser() -> argparse.ArgumentParser:
     confirm.add_argument("--rule", choices=SELECTION_RULES, default="best", help="how the top configurations are chosen")
     confirm.add_argument("--address", help="an existing Ray cluster: auto or HOST:PORT (default: RAY_ADDRESS, else a local Ray)")
     confirm.add_argument("--resume", action="store_true", help="continue an interrupted confirm run; finished seeds are not rerun")
+    confirm.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
     confirm.set_defaults(handler=cmd_confirm)
+
+    dashboard = commands.add_parser("dashboard", help="serve optuna-dashboard on a sweep's Optuna study, on 127.0.0.1")
+    dashboard.add_argument("sweep", help="a sweep folder or URI (<storage>/<name>); for a URI, its journal as of the last trial end")
+    dashboard.add_argument("--port", type=_int_at_least(1), default=8080, help="default 8080")
+    dashboard.set_defaults(handler=cmd_dashboard)
 
     evaluate = commands.add_parser("evaluate", help="score checkpoints alone or as a weighted ensemble (the paper's AdvEnt+MinEnt)")
     evaluate.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT",

@@ -1,11 +1,12 @@
-"""Sweep efficiency: ASHA + TPE against random search without early stopping, same trial count.
+"""Sweep efficiency: ASHA + TPE against random search without early stopping, same trial count; worker reuse on/off.
 
-Runs the two sweeps of one space back to back on one embedded Ray and prints, side by side,
+Runs three sweeps of one space back to back on one embedded Ray (ASHA + TPE, random without
+stopping, and ASHA + TPE again with a new worker process per trial) and prints, side by side,
 the trainer iterations each spent, the best target mIoU each found and their ratios; then
 the share of wall time not spent inside trials (Ray scheduling, actor start-up, the Parquet
 sink): 1 − (Σ trial time / concurrency) / sweep wall time, and the part of it spent in the
 sink's callback hooks on the driver. A source warm-up in the space is trained once before
-both sweeps, which then read it back.
+the sweeps, which then read it back.
 
     python benchmarks/sweep_efficiency.py                       # the quickstart space
     python benchmarks/sweep_efficiency.py --space search_spaces/quickstart.yaml --samples 8
@@ -14,50 +15,22 @@ both sweeps, which then read it back.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import functools
 import os
 import tempfile
 import time
-from collections.abc import Iterator
 
 import pandas as pd
 
 from advent_sweep.data import build_domain_data
 from advent_sweep.sweep.launch import launch, prepare_warmup
-from advent_sweep.sweep.parquet_sink import ParquetResultSink
 from advent_sweep.sweep.spec import SweepSpec
+from sink_scale import timed_hooks  # benchmarks/ is on sys.path when a script here runs
 
 
-@contextlib.contextmanager
-def timed_sink_hooks() -> Iterator[list[float]]:
-    """Adds the seconds spent in each of ParquetResultSink's Tune callback hooks to the yielded list."""
-    spent: list[float] = []
-    hooks = {name: hook for name, hook in vars(ParquetResultSink).items() if name == "setup" or name.startswith("on_")}
-
-    def timed(hook):
-        @functools.wraps(hook)
-        def wrapper(*args, **kwargs):
-            started = time.perf_counter()
-            try:
-                return hook(*args, **kwargs)
-            finally:
-                spent.append(time.perf_counter() - started)
-        return wrapper
-
-    for name, hook in hooks.items():
-        setattr(ParquetResultSink, name, timed(hook))
-    try:
-        yield spent
-    finally:
-        for name, hook in hooks.items():
-            setattr(ParquetResultSink, name, hook)
-
-
-def run(spec: SweepSpec) -> dict[str, float]:
+def run(spec: SweepSpec, reuse_actors: bool = True) -> dict[str, float]:
     started = time.perf_counter()
-    with timed_sink_hooks() as sink_seconds:
-        outcome = launch(spec)
+    with timed_hooks() as sink_seconds:
+        outcome = launch(spec, reuse_actors=reuse_actors)
     wall = time.perf_counter() - started
     reports = pd.read_parquet(f"{outcome.folder}/reports")
     trials = pd.read_parquet(f"{outcome.folder}/trials.parquet")
@@ -67,7 +40,7 @@ def run(spec: SweepSpec) -> dict[str, float]:
         "best_miou": float(trials.best_value.max()),
         "wall_s": wall,
         "overhead": 1 - (trial_seconds / spec.max_concurrent) / wall,
-        "sink": sum(sink_seconds) / wall,
+        "sink": sum(sink_seconds.values()) / wall,
         "stopped": float((trials.status == "stopped").sum()),
     }
 
@@ -94,8 +67,10 @@ def main() -> None:
                 "searcher": {"sampler": "random", "seed": base.searcher.seed,
                              "points_to_evaluate": [dict(p) for p in base.searcher.points_to_evaluate]},
             })
-            prepare_warmup(asha, build_domain_data(asha.data))  # trained once, outside both timed sweeps
-            results = {"ASHA + TPE": run(asha), "random, no stopping": run(plain)}
+            fresh = SweepSpec.model_validate(values | {"name": "asha_tpe_fresh_workers"})
+            prepare_warmup(asha, build_domain_data(asha.data))  # trained once, outside the timed sweeps
+            results = {"ASHA + TPE": run(asha), "random, no stopping": run(plain),
+                       "ASHA + TPE, no reuse": run(fresh, reuse_actors=False)}
     finally:
         ray.shutdown()
 
@@ -107,6 +82,9 @@ def main() -> None:
               f"{r['overhead']:>10.1%}{r['sink']:>12.2%}")
     print(f"ASHA+TPE / random: iterations {a['iterations'] / b['iterations']:.2f}x, "
           f"best mIoU {a['best_miou'] / b['best_miou']:.2f}x, wall time {a['wall_s'] / b['wall_s']:.2f}x")
+    c = results["ASHA + TPE, no reuse"]
+    print(f"time outside trials, ASHA+TPE with worker reuse {a['overhead']:.1%} against {c['overhead']:.1%} with a new worker "
+          f"per trial; wall time {a['wall_s'] / c['wall_s']:.2f}x")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,10 @@
+import os
+
 import pytest
 import torch
+
+# Read by Ray once, when first imported (some test modules import it at collection): Ray stays on 127.0.0.1.
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 
 @pytest.fixture(autouse=True)

@@ -3,8 +3,9 @@
 Only pyarrow, pandas and the standard library: analysis runs on a laptop that reaches
 the Parquet files (a local folder, or object storage through pyarrow's filesystems, with
 no copy step) and has no Ray, torch or GPU. A sweep that is still running reads
-fine: part files that appear while reading are left for the next read, and trials
-that trials.parquet does not list yet count as 'running'.
+fine: part files that appear while reading are left for the next read (unless a listed
+one was folded into them meanwhile), and trials that trials.parquet does not list yet
+count as 'running'.
 """
 
 from __future__ import annotations
@@ -94,12 +95,7 @@ def load_results(path: str | os.PathLike[str], progress: bool = False, filesyste
         raise ResultsError(f"{root.shown}: no sweep results here (expected reports/, trials.parquet and sweep.json, or folders that hold them)")
     specs = {folder: _read_sweep_json(folder.join("sweep.json")) for folder in folders}
     names = {folder: spec.get("name", posixpath.basename(folder.path.rstrip("/"))) for folder, spec in specs.items()}
-    parts = [(folder, part) for folder in folders for part in _part_files(folder)]
-    tables: dict[_Location, list[pa.Table]] = {folder: [] for folder in folders}
-    for folder, part in tqdm(parts, desc="reading results", unit="file", leave=False, disable=not progress, file=sys.stderr):
-        table = _read_parquet(part)
-        if table is not None:
-            tables[folder].append(table)
+    tables = _read_reports(folders, progress)
     skipped = {names[f]: f"{f.shown}: no reports yet" for f in folders if sum(t.num_rows for t in tables[f]) == 0}
     if len(skipped) == len(folders):
         raise ResultsError("; ".join(skipped.values()) + " (an empty sweep: nothing to analyse)")
@@ -197,6 +193,29 @@ def _part_files(folder: _Location) -> list[_Location]:
     return [reports.join(name) for name in names]
 
 
+def _read_reports(folders: list[_Location], progress: bool) -> dict[_Location, list[pa.Table]]:
+    """Every folder's part files; a listing is read again while files vanish under the reader.
+
+    The sink folds part files into bigger ones: it puts the new file in place before it deletes
+    the ones it replaces, so the rows of a listed file that is gone lie in a file that a new
+    listing shows (rows read twice are dropped by :func:`_reports_frame`).
+    """
+    tables: dict[_Location, list[pa.Table]] = {folder: [] for folder in folders}
+    seen: set[_Location] = set()
+    parts = [(folder, part) for folder in folders for part in _part_files(folder)]
+    while parts:
+        vanished: set[_Location] = set()
+        for folder, part in tqdm(parts, desc="reading results", unit="file", leave=False, disable=not progress, file=sys.stderr):
+            seen.add(part)
+            table = _read_parquet(part)
+            if table is None:
+                vanished.add(folder)
+            else:
+                tables[folder].append(table)
+        parts = [(folder, part) for folder in folders if folder in vanished for part in _part_files(folder) if part not in seen]
+    return tables
+
+
 def _read_parquet(file: _Location) -> pa.Table | None:
     """A Parquet file, schema version checked; None when absent (no trials.parquet yet, a part file replaced since the listing)."""
     try:
@@ -210,7 +229,12 @@ def _read_parquet(file: _Location) -> pa.Table | None:
 
 
 def _reports_frame(tables: list[pa.Table]) -> pd.DataFrame:
-    """All reports, one per (sweep, trial, iteration): a row read twice (a file rewritten while reading) counts once."""
+    """All reports, one per (sweep, trial, iteration).
+
+    A row read twice (from a part file and from the file that folded it in, read mid-fold or left
+    by a killed driver) counts once; its copies are equal, as the sink writes each row once and
+    folds copy rows unchanged.
+    """
     frame = pa.concat_tables(tables, promote_options="permissive").to_pandas()
     missing = {"sweep", "trial_id", "iteration"} - set(frame.columns)
     if missing:

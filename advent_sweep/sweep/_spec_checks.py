@@ -32,6 +32,7 @@ from advent_sweep.sweep.spec import (
     SEARCHABLE,
     TRAINER_KEYS,
     CategoricalParam,
+    CheckpointsSpec,
     FloatParam,
     IntParam,
     Resources,
@@ -182,6 +183,7 @@ def check(raw: dict[str, Any]) -> tuple[Problems, dict[str, Any]]:
     if resources:
         _check_resources(problems, resources, base)
     mode = _check_metric(problems, raw.get("metric", "target_miou"), raw.get("mode"))
+    checkpoints = _section(problems, "checkpoints", CheckpointsSpec, raw.get("checkpoints"))
 
     resolved = {
         **raw,
@@ -194,6 +196,7 @@ def check(raw: dict[str, Any]) -> tuple[Problems, dict[str, Any]]:
         "num_samples": num_samples,
         "resources": resources,
         "mode": mode,
+        "checkpoints": checkpoints,
     }
     return problems, resolved
 

@@ -62,8 +62,11 @@ def plan_confirm(sweep: str, top: int, seeds: int, rule: str) -> dict[str, Any]:
 
 
 def confirm(sweep: str, top: int = 3, seeds: int = 3, rule: str = "best", address: str | None = None,
-            resume: bool = False) -> ConfirmSummary:
-    """Run (or resume) the confirm run of the sweep folder ``sweep`` and write its summary; return the summary."""
+            resume: bool = False, verbose: bool = False) -> ConfirmSummary:
+    """Run (or resume) the confirm run of the sweep folder ``sweep`` and write its summary; return the summary.
+
+    ``verbose``: Ray's own console output instead of a line per trial event, as for ``launch``.
+    """
     sweep = sweep.rstrip("/") if "://" in sweep else os.path.abspath(sweep)  # Ray's storage_path: a URI or absolute
     folder = f"{sweep}/{CONFIRM}"
     filesystem, root = filesystem_and_path(folder)
@@ -84,9 +87,12 @@ def confirm(sweep: str, top: int = 3, seeds: int = 3, rule: str = "best", addres
     if not resume:
         filesystem.create_dir(root, recursive=True)
         write_atomically(f"{root}/{PLAN}", json.dumps(plan, indent=1).encode(), filesystem)
-    started = start_ray(address)
+    started = start_ray(address, verbose)
     try:
-        _tuner(spec, plan, grid, data, sweep, resume).fit()
+        from advent_sweep.sweep.console import tune_console
+
+        with tune_console(verbose):
+            _tuner(spec, plan, grid, data, sweep, resume, verbose).fit()
     finally:
         stop_ray(started)
     summary = summarise_confirm(load_results(folder), plan)
@@ -106,10 +112,13 @@ def _sweep_spec(sweep: str) -> SweepSpec:
     return spec.with_storage(sweep.rsplit("/", 1)[0] if "/" in sweep else ".")
 
 
-def _tuner(spec: SweepSpec, plan: dict[str, Any], grid: ConfirmGrid, data: Any, sweep: str, resume: bool) -> Any:
+def _tuner(spec: SweepSpec, plan: dict[str, Any], grid: ConfirmGrid, data: Any, sweep: str, resume: bool,
+           verbose: bool) -> Any:
     from ray import tune
     from ray.tune.schedulers import FIFOScheduler
 
+    from advent_sweep.sweep.checkpoints import KEPT_WHILE_RUNNING, CheckpointRetention
+    from advent_sweep.sweep.console import ConsoleProgress
     from advent_sweep.sweep.parquet_sink import ParquetResultSink, write_sweep_metadata
     from advent_sweep.sweep.trainable import train_advent_trial
 
@@ -122,15 +131,18 @@ def _tuner(spec: SweepSpec, plan: dict[str, Any], grid: ConfirmGrid, data: Any, 
         return tune.Tuner.restore(f"{sweep}/{CONFIRM}", trainable, resume_unfinished=True, resume_errored=True)
     name = f"{plan['sweep']}/{CONFIRM}"
     write_sweep_metadata(f"{sweep}/{CONFIRM}", name, plan["metric"], plan["mode"], spec.model_dump(mode="json"))
-    sink = ParquetResultSink(f"{sweep}/{CONFIRM}", name, plan["metric"], plan["mode"], data.class_names, grid.train_config,
-                             spec.base_config.iterations)
+    max_t = spec.base_config.iterations
+    sink = ParquetResultSink(f"{sweep}/{CONFIRM}", name, plan["metric"], plan["mode"], data.class_names, grid.train_config, max_t)
+    callbacks = [CheckpointRetention(max_t, keep_stopped=True), sink]  # FIFO stops no trial: each keeps its last checkpoint
     return tune.Tuner(
         trainable,
         param_space={"candidate": tune.grid_search(list(range(len(grid.configs)))), "seed": tune.grid_search(list(grid.seeds))},
-        tune_config=tune.TuneConfig(scheduler=FIFOScheduler(), max_concurrent_trials=spec.max_concurrent),
+        tune_config=tune.TuneConfig(scheduler=FIFOScheduler(), max_concurrent_trials=spec.max_concurrent, reuse_actors=True),
         run_config=tune.RunConfig(
-            name=CONFIRM, storage_path=sweep, callbacks=[sink],
+            name=CONFIRM, storage_path=sweep,
+            callbacks=callbacks if verbose else [*callbacks, ConsoleProgress(plan["metric"], max_t)],
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=KEPT_WHILE_RUNNING),
+            verbose=None if verbose else 0,
         ),
     )

@@ -22,12 +22,13 @@ from advent_sweep.errors import ConfigError
 from advent_sweep.selection import VALIDATORS
 from advent_sweep.storage import filesystem_and_path
 from advent_sweep.sweep.spec import SweepSpec
+from advent_sweep.sweep.study_journal import JOURNAL_FILE
 
 # Read by Ray once, when ``ray`` is first imported: "0" keeps an embedded Ray on 127.0.0.1.
 LOOPBACK_ONLY = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
-# What Tuner.restore needs (Ray's tuner.pkl), and what the sink and launch write into a sweep folder.
+# What Tuner.restore needs (Ray's tuner.pkl), and what the sink, the searcher and launch write into a sweep folder.
 TUNER_STATE = "tuner.pkl"
-SWEEP_FILES = (TUNER_STATE, "sweep.json", "trials.parquet", "reports")
+SWEEP_FILES = (TUNER_STATE, "sweep.json", "trials.parquet", "reports", JOURNAL_FILE)
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,7 @@ def _check_same_spec(spec: SweepSpec, filesystem: pafs.FileSystem, path: str) ->
     try:
         with filesystem.open_input_stream(path) as stream:
             saved = json.loads(stream.read())["spec"]
+        saved = json.loads(json.dumps(SweepSpec.model_validate(saved).model_dump(mode="json")))  # settings added since: defaults
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise ConfigError(f"--resume: {spec.folder}/sweep.json cannot be read ({error}), so the spec to resume is unknown") from None
     current = json.loads(json.dumps(spec.model_dump(mode="json")))
@@ -140,8 +142,12 @@ def prepare_warmup(spec: SweepSpec, data: DomainData) -> None:
     print(f"source warm-up: {done}", flush=True)
 
 
-def start_ray(address: str | None) -> bool:
-    """Connect to ``address`` (or RAY_ADDRESS), else start a loopback-only local Ray; True if we started it."""
+def start_ray(address: str | None, verbose: bool = False) -> bool:
+    """Connect to ``address`` (or RAY_ADDRESS), else start a loopback-only local Ray; True if we started it.
+
+    Worker logs (a "Checkpoint successfully created" line per report, among others) reach the console only
+    when ``verbose``; a failed trial's traceback is in its error file and the driver's log either way.
+    """
     address = address or os.environ.get("RAY_ADDRESS")
     if address is None:
         os.environ.setdefault(LOOPBACK_ONLY, "0")
@@ -150,9 +156,9 @@ def start_ray(address: str | None) -> bool:
     if ray.is_initialized():
         return False
     if address is None:
-        ray.init(address="local", include_dashboard=False, configure_logging=False)
+        ray.init(address="local", include_dashboard=False, configure_logging=False, log_to_driver=verbose)
     else:
-        ray.init(address=address)
+        ray.init(address=address, log_to_driver=verbose)
     return True
 
 
@@ -164,9 +170,11 @@ def stop_ray(started: bool) -> None:
         ray.shutdown()
 
 
-def _tuner(spec: SweepSpec, data: DomainData, resume: bool) -> Any:
+def _tuner(spec: SweepSpec, data: DomainData, resume: bool, verbose: bool, reuse_actors: bool = True) -> Any:
     from ray import tune
 
+    from advent_sweep.sweep.checkpoints import KEPT_WHILE_RUNNING, CheckpointRetention
+    from advent_sweep.sweep.console import ConsoleProgress
     from advent_sweep.sweep.parquet_sink import ParquetResultSink, write_sweep_metadata
     from advent_sweep.sweep.searchers import build_scheduler, build_search_alg
     from advent_sweep.sweep.trainable import train_advent_trial
@@ -179,29 +187,35 @@ def _tuner(spec: SweepSpec, data: DomainData, resume: bool) -> Any:
     if resume:
         return tune.Tuner.restore(spec.folder, trainable, resume_unfinished=True, resume_errored=True)
     write_sweep_metadata(spec.folder, spec.name, spec.metric, spec.mode, spec.model_dump(mode="json"))
-    sink = ParquetResultSink(
-        spec.folder, spec.name, spec.metric, spec.mode, data.class_names, spec.train_config,
-        spec.scheduler.max_t or spec.base_config.iterations,
-    )
+    max_t = spec.scheduler.max_t or spec.base_config.iterations
+    sink = ParquetResultSink(spec.folder, spec.name, spec.metric, spec.mode, data.class_names, spec.train_config, max_t)
+    # Retention before the sink: the sink's row names the checkpoint that is left.
+    callbacks = [CheckpointRetention(max_t, spec.checkpoints.keep_stopped), sink]
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
-            search_alg=build_search_alg(spec), scheduler=build_scheduler(spec), num_samples=spec.num_samples
+            search_alg=build_search_alg(spec), scheduler=build_scheduler(spec), num_samples=spec.num_samples,
+            reuse_actors=reuse_actors,  # every trial holds the same resources; the trainable leaves no process state behind
         ),
         run_config=tune.RunConfig(
             name=spec.name,
             storage_path=spec.storage,
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-            callbacks=[sink],
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=KEPT_WHILE_RUNNING),
+            callbacks=callbacks if verbose else [*callbacks, ConsoleProgress(spec.metric, max_t)],
+            verbose=None if verbose else 0,
         ),
     )
 
 
-def launch(spec: SweepSpec, address: str | None = None, resume: bool = False, data: DomainData | None = None) -> SweepOutcome:
+def launch(spec: SweepSpec, address: str | None = None, resume: bool = False, data: DomainData | None = None,
+           verbose: bool = False, reuse_actors: bool = True) -> SweepOutcome:
     """Run (or resume) the sweep to the end and summarise it.
 
     ``data`` lets a notebook sweep its own dataset objects; by default they are built from ``spec.data``.
+    ``reuse_actors=False`` starts a new worker per trial (what benchmarks/sweep_efficiency.py compares against).
+    The console gets a line per trial event; ``verbose`` gives Ray's own output (status tables, worker logs)
+    instead. A resumed sweep keeps the Tune output it was launched with (Ray restores its RunConfig).
     """
     if data is None:
         data = prepare(spec, resume)
@@ -209,9 +223,12 @@ def launch(spec: SweepSpec, address: str | None = None, resume: bool = False, da
         check_sweep_folder(spec, resume)
         check_metric(spec, data)
     prepare_warmup(spec, data)
-    started_ray = start_ray(address)
+    started_ray = start_ray(address, verbose)
     try:
-        _tuner(spec, data, resume).fit()
+        from advent_sweep.sweep.console import tune_console
+
+        with tune_console(verbose):
+            _tuner(spec, data, resume, verbose, reuse_actors).fit()
     finally:
         stop_ray(started_ray)
     return _outcome(spec)

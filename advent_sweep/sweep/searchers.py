@@ -3,28 +3,35 @@
 Samplers and schedulers are chosen by name from one table each; callers never branch
 on type::
 
-    search_alg = build_search_alg(spec)   # ConcurrencyLimiter(OptunaSearch(...))
+    search_alg = build_search_alg(spec)   # ConcurrencyLimiter(PruningOptunaSearch(...)), study journaled
     scheduler = build_scheduler(spec)     # ASHAScheduler(time_attr="iteration", ...)
     tune.TuneConfig(search_alg=search_alg, scheduler=scheduler, num_samples=spec.num_samples)
 
 Both already carry ``metric`` and ``mode``: do not pass them to ``tune.TuneConfig`` too
 (Ray refuses a metric set twice); pass ``spec.metric`` to ``ResultGrid.get_best_result``.
 
-Nothing here starts Ray: building the searcher and scheduler needs no ``ray.init``.
+Nothing here starts Ray: building the searcher and scheduler needs no ``ray.init``. Building
+the searcher creates the sweep's Optuna study in its journal (see :class:`StudyJournal`).
 """
 
 from __future__ import annotations
 
+import logging
+import math
 import warnings
 from typing import Any, Callable
 
+import numpy as np
 import optuna
+from optuna.trial import TrialState
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 from ray.tune.search import ConcurrencyLimiter, Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from advent_sweep.sweep.spec import CategoricalParam, FloatParam, SweepSpec
+from advent_sweep.sweep.study_journal import StudyJournal
 
+logger = logging.getLogger(__name__)
 
 class DefineByRun:
     """Optuna define-by-run search space of a spec: ``DefineByRun(spec)(trial)`` suggests every
@@ -114,21 +121,117 @@ def build_sampler(spec: SweepSpec) -> optuna.samplers.BaseSampler:
     return SAMPLERS[spec.searcher.sampler](spec)
 
 
-def build_search_alg(spec: SweepSpec) -> Searcher:
-    """ConcurrencyLimiter(OptunaSearch(...)) for the spec; the study is named after the sweep.
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
 
-    The study lives in memory and Ray checkpoints it with the searcher, so a resumed sweep
-    goes on with it. ``points_to_evaluate`` are tried first, in order.
+
+def _reseeded(spec: SweepSpec, trials: int) -> SweepSpec:
+    """The spec with a sampler seed drawn from (its seed, trials in the study)."""
+    seed = int(np.random.SeedSequence([spec.searcher.seed, trials]).generate_state(1)[0])
+    return spec.model_copy(update={"searcher": spec.searcher.model_copy(update={"seed": seed})})
+
+
+class PruningOptunaSearch(OptunaSearch):
+    """Ray's OptunaSearch telling Optuna what the scheduler did, on the sweep's journaled study.
+
+    Ray's own reports intermediate values at its report count and tells every trial that ends
+    without error COMPLETE with its last value, so Optuna's samplers take an ASHA stop for a
+    finished configuration. Here values are keyed by the trainer's ``iteration`` (ASHA's time
+    attribute), and a trial ends as:
+
+    - FAIL: it errored, or diverged (the trainable reports ``diverged: True`` and a NaN metric);
+    - PRUNED: its last iteration is below ``max_t`` (the scheduler's, else trainer.iterations;
+      the Parquet sink's rule), so the scheduler stopped it; samplers rank it by the step it reached;
+    - COMPLETE with its last metric value otherwise.
+
+    Ray pickles ``__dict__`` to save it; :meth:`restore` reopens the journal (see there).
     """
-    searcher = OptunaSearch(
-        space=DefineByRun(spec),
-        metric=spec.metric,
-        mode=spec.mode,
-        sampler=build_sampler(spec),
-        points_to_evaluate=[dict(point) for point in spec.searcher.points_to_evaluate] or None,
-        study_name=spec.name,
-    )
-    return ConcurrencyLimiter(searcher, max_concurrent=spec.max_concurrent)
+
+    def __init__(self, spec: SweepSpec) -> None:
+        journal = StudyJournal(spec.folder)
+        journal.start()
+        super().__init__(
+            space=DefineByRun(spec),
+            metric=spec.metric,
+            mode=spec.mode,
+            sampler=build_sampler(spec),
+            points_to_evaluate=[dict(point) for point in spec.searcher.points_to_evaluate] or None,
+            study_name=spec.name,
+            storage=journal.storage(),
+        )
+        self.spec = spec
+        self.journal = journal
+        self.max_t = spec.scheduler.max_t or spec.base_config.iterations
+        self._orphans: list[int] = []  # storage ids of trials Ray lost in a crash, handed to new Ray trials
+
+    def suggest(self, trial_id: str) -> dict | None:
+        if self._orphans and trial_id not in self._ot_trials:
+            self._ot_trials[trial_id] = optuna.Trial(self._ot_study, self._orphans.pop(0))
+        return super().suggest(trial_id)
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        # A result marked done is Ray's repeat of the last one when a function trainable returns: the end's business
+        if trial_id not in self._completed_trials and not result.get("done"):
+            self._report(trial_id, result)
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        if trial_id in self._completed_trials:
+            return
+        self._completed_trials.add(trial_id)
+        result = result or {}
+        ot_trial, iteration = self._ot_trials[trial_id], result.get("iteration")
+        # Ray hands the result a scheduler stopped on to this method only, not to on_trial_result
+        if iteration not in self._ot_study.get_trials(deepcopy=False)[ot_trial.number].intermediate_values:
+            self._report(trial_id, result)
+        if error or result.get("diverged"):
+            self._ot_study.tell(ot_trial, state=TrialState.FAIL)
+        elif (iteration or 0) < self.max_t:
+            self._ot_study.tell(ot_trial, state=TrialState.PRUNED)  # Optuna keeps its last intermediate value
+        elif _finite(result.get(self.metric)):
+            self._ot_study.tell(ot_trial, float(result[self.metric]))
+        else:  # reached max_t without a value to rank it by
+            self._ot_study.tell(ot_trial, state=TrialState.FAIL)
+        self.journal.publish()
+
+    def _report(self, trial_id: str, result: dict) -> None:
+        value = result.get(self.metric)
+        if _finite(value) and result.get("iteration") is not None:
+            self._ot_trials[trial_id].report(float(value), int(result["iteration"]))
+
+    def save(self, checkpoint_path: str) -> None:
+        super().save(checkpoint_path)
+        self.journal.publish()
+
+    def restore(self, checkpoint_path: str) -> None:
+        """Ray's saved searcher, on this machine's journal, unable to redraw a past proposal.
+
+        The journal is written at once, Ray's state every few seconds, so after a crash the journal
+        may hold trials asked after Ray's last save (Ray lost them: they are handed to the next new
+        Ray trials, so nothing is proposed twice) and ends Ray did not see (not told again when Ray
+        reruns those trials). The saved sampler would redraw the lost trials' proposals, so the
+        sampler is rebuilt, seeded from (the spec's seed, trials in the study).
+        """
+        super().restore(checkpoint_path)
+        self.journal.fetch()
+        self._storage = self.journal.storage()
+        self._ot_study = optuna.load_study(study_name=self._study_name, storage=self._storage,
+                                           pruner=optuna.pruners.NopPruner())
+        trials = self._ot_study.get_trials(deepcopy=False)
+        self._sampler = self._ot_study.sampler = build_sampler(_reseeded(self.spec, len(trials)))
+        self._ot_trials = {ray_id: optuna.Trial(self._ot_study, old._trial_id) for ray_id, old in self._ot_trials.items()}
+        numbers = {ray_id: trial.number for ray_id, trial in self._ot_trials.items()}
+        self._completed_trials |= {ray_id for ray_id, number in numbers.items() if trials[number].state.is_finished()}
+        known = set(numbers.values())
+        self._orphans = [t._trial_id for t in trials if t.state == TrialState.RUNNING and t.number not in known]
+
+
+def build_search_alg(spec: SweepSpec) -> Searcher:
+    """ConcurrencyLimiter(PruningOptunaSearch(spec)): a new study named after the sweep, in its journal.
+
+    ``points_to_evaluate`` are tried first, in order. Ray saves and restores the searcher with
+    the sweep; the study itself lives in the journal, where optuna-dashboard reads it.
+    """
+    return ConcurrencyLimiter(PruningOptunaSearch(spec), max_concurrent=spec.max_concurrent)
 
 
 def build_scheduler(spec: SweepSpec) -> TrialScheduler:

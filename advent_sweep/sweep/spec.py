@@ -167,6 +167,18 @@ class Resources(BaseModel):
     gpu: float = Field(0.0, ge=0)
 
 
+class CheckpointsSpec(BaseModel):
+    """Which trial checkpoints outlive a sweep: each trial's last, a stopped trial's only on request.
+
+    A trial the scheduler stopped early is never resumed, and its checkpoint (~90 MB for the quickstart's
+    ResNet-18, far more for ResNet-101) is dropped when it ends unless ``keep_stopped``.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    keep_stopped: StrictBool = False
+
+
 class SweepSpec(BaseModel):
     """A validated space.yaml. Build it with :meth:`from_yaml` (or ``model_validate``).
 
@@ -195,6 +207,7 @@ class SweepSpec(BaseModel):
     metric: str = "target_miou"
     mode: Literal["max", "min"] | None = None
     max_failures: int = Field(2, ge=-1)
+    checkpoints: CheckpointsSpec = CheckpointsSpec()
 
     @model_validator(mode="wrap")
     @classmethod

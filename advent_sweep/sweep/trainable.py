@@ -4,18 +4,25 @@ It restores from ``tune.get_checkpoint()`` first, trains, and every eval interva
 ``tune.report`` with the metrics, the trainer iteration (ASHA's time attribute) and a
 checkpoint. A diverged trial reports once with ``diverged: True`` and ends without
 error, so the sweep goes on and no retry is spent on it.
+
+Sweeps reuse worker processes (``reuse_actors``): each trial hands the next one in its
+worker the process-wide torch, RNG and CUDA settings it found, so that a trial's numbers
+do not depend on which trial ran there before.
 """
 
 from __future__ import annotations
 
 import math
+import random
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from ray import tune
 
@@ -34,7 +41,36 @@ def train_advent_trial(params: dict[str, Any], *, train_config: Callable[[dict[s
     A sweep passes ``SweepSpec.train_config`` (the sampled params over its trainer section), a confirm
     run a grid of (configuration, seed).
     """
-    config = train_config(params)
+    with process_state_restored():
+        _train(train_config(params), data, cache_dir, metric)
+
+
+@contextmanager
+def process_state_restored() -> Iterator[None]:
+    """Put back what the Trainer changes process-wide: torch's thread count, the RNGs (a resumed trial
+    loads its saved ones) and the CUDA determinism flags.
+
+    Restored when the trial ends, also when Tune stops it in ``tune.report`` (a SystemExit).
+    """
+    threads = torch.get_num_threads()
+    rngs = torch.get_rng_state(), np.random.get_state(), random.getstate()
+    cuda_rngs = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
+    cudnn = torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic
+    deterministic = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        torch.set_rng_state(rngs[0])
+        np.random.set_state(rngs[1])
+        random.setstate(rngs[2])
+        if cuda_rngs is not None:
+            torch.cuda.set_rng_state_all(cuda_rngs)
+        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = cudnn
+        torch.use_deterministic_algorithms(deterministic[0], warn_only=deterministic[1])
+
+
+def _train(config: TrainConfig, data: DomainData, cache_dir: str, metric: str) -> None:
     state = None
     checkpoint = tune.get_checkpoint()
     if checkpoint:

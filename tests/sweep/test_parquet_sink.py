@@ -48,6 +48,7 @@ def test_a_trial_that_reaches_the_schedulers_max_t_is_completed_one_that_ends_be
         for iteration in range(2, last + 1, 2):
             report(sink, t, iteration, 10.0 * iteration)
         sink.on_trial_complete(0, [], t)
+    sink.get_state()  # Ray saves its experiment state: the sink writes first
     assert statuses(tmp_path) == {"cut": "stopped", "reached": "completed"}  # max_t 4 < trainer.iterations 6
 
 
@@ -77,11 +78,13 @@ def test_a_failed_trial_that_is_resumed_loses_its_old_error(tmp_path):
     t = trial("t", error_file=str(error_file))
     sink.on_trial_start(0, [], t)
     sink.on_trial_error(0, [], t)
+    sink.get_state()
     failed = pd.read_parquet(tmp_path / "sweep" / "trials.parquet").iloc[0]
     assert (failed.status, failed.error) == ("failed", "RuntimeError: injected failure")
     sink.on_trial_start(0, [], t)  # resumed with resume_errored
     report(sink, t, 4, 40.0)
     sink.on_trial_complete(0, [], t)
+    sink.get_state()
     done = pd.read_parquet(tmp_path / "sweep" / "trials.parquet").iloc[0]
     assert done.status == "completed" and pd.isna(done.error)
 

@@ -1,4 +1,4 @@
-"""A sweep whose driver is killed resumes with --resume and reruns no finished trial."""
+"""A sweep whose driver is killed resumes with --resume, reruns no finished trial and proposes no configuration twice."""
 
 import os
 import signal
@@ -7,10 +7,14 @@ import sys
 import time
 from pathlib import Path
 
+import optuna
 import pandas as pd
 import psutil
 import pytest
 import yaml
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
 
 pytestmark = pytest.mark.slow
 
@@ -82,3 +86,13 @@ def test_killed_driver_resumes_without_rerunning_finished_trials(tmp_path):
     before = reports[reports.trial_id.isin(finished_before)]
     assert len(before) == 3 * len(finished_before)
     assert (before.timestamp < killed_at).all(), "a trial finished before the kill was rerun"
+
+    # The Optuna study (its journal in the sweep folder) holds each trial once, told once, and no proposal twice
+    journal = JournalStorage(JournalFileBackend(str(folder / "optuna-journal.log")))
+    study = optuna.load_study(study_name="killed", storage=journal)
+    assert [t.number for t in study.trials] == [0, 1, 2, 3]
+    assert {t.state for t in study.trials} == {TrialState.COMPLETE}
+    assert len({t.params["lr"] for t in study.trials}) == 4, "a resumed sampler proposed a configuration again"
+    last = reports.sort_values("iteration").groupby("trial_id").tail(1)
+    assert sorted((t.params["lr"], t.value) for t in study.trials) == sorted(zip(last["config.lr"], last.target_miou))
+    assert all(sorted(t.intermediate_values) == [2, 4, 6] for t in study.trials)

@@ -13,7 +13,10 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from ray.tune.search import ConcurrencyLimiter
 from ray.tune.search.optuna import OptunaSearch
 
-from advent_sweep.sweep.searchers import SAMPLERS, SCHEDULERS, DefineByRun, build_sampler, build_scheduler, build_search_alg
+from advent_sweep.sweep.searchers import (
+    SAMPLERS, SCHEDULERS, DefineByRun, PruningOptunaSearch, build_sampler, build_scheduler, build_search_alg,
+)
+from advent_sweep.sweep.study_journal import JOURNAL_FILE
 from advent_sweep.sweep.spec import SAMPLER_NAMES, SCHEDULER_NAMES, SweepSpec
 
 SEARCH_SPACES = Path(__file__).parents[2] / "search_spaces"
@@ -135,21 +138,25 @@ def test_grid_sampler_visits_every_point_once():
 # --- build_search_alg -------------------------------------------------------------------------------
 
 
-def test_build_search_alg_is_a_concurrency_limited_optuna_search():
-    spec = SweepSpec.from_yaml(SEARCH_SPACES / "quickstart.yaml")
+def test_build_search_alg_is_a_concurrency_limited_optuna_search(tmp_path):
+    spec = SweepSpec.from_yaml(SEARCH_SPACES / "quickstart.yaml").with_storage(str(tmp_path))
     search_alg = build_search_alg(spec)
-    assert isinstance(search_alg, ConcurrencyLimiter) and isinstance(search_alg.searcher, OptunaSearch)
+    assert isinstance(search_alg, ConcurrencyLimiter) and isinstance(search_alg.searcher, PruningOptunaSearch)
+    assert isinstance(search_alg.searcher, OptunaSearch)
     assert search_alg.max_concurrent == 2
     assert (search_alg.searcher.metric, search_alg.searcher.mode) == ("target_miou", "max")
     assert search_alg.searcher._ot_study.study_name == "quickstart"
+    stored = optuna.load_study(study_name="quickstart", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(tmp_path / "quickstart" / JOURNAL_FILE))))
+    assert stored.direction.name == "MAXIMIZE"  # the study lives in the sweep folder's journal
     assert not ray.is_initialized()  # building it needs no Ray
 
 
-def test_search_alg_suggests_the_given_points_first_then_waits_for_a_free_slot():
+def test_search_alg_suggests_the_given_points_first_then_waits_for_a_free_slot(tmp_path):
     spec = make_spec(
         searcher={"points_to_evaluate": [{"method": "advent", "lambda_adv_main": 1e-3, "entropy_low": 0.0, "entropy_high": 1.0}]},
         max_concurrent=2,
-    )
+    ).with_storage(str(tmp_path))
     search_alg = build_search_alg(spec)
     first = search_alg.suggest("t1")
     assert first == {"method": "advent", "lambda_adv_main": 1e-3, "entropy_low": 0.0, "entropy_high": 1.0}
@@ -161,7 +168,7 @@ def test_search_alg_suggests_the_given_points_first_then_waits_for_a_free_slot()
 
 
 def test_search_alg_state_saves_and_restores(tmp_path):
-    spec = make_spec()
+    spec = make_spec().with_storage(str(tmp_path))
     searcher = build_search_alg(spec).searcher
     suggested = searcher.suggest("t1")
     searcher.save(str(tmp_path / "searcher.pkl"))

@@ -99,6 +99,15 @@ def test_resume_with_the_same_spec_is_accepted_wherever_the_storage_now_is(tmp_p
     check_sweep_folder(spec, resume=True)
 
 
+def test_a_sweep_saved_before_a_setting_existed_resumes_with_its_default(tmp_path):
+    spec = tiny_spec(tmp_path)
+    started(spec)
+    saved = json.loads((Path(spec.folder) / "sweep.json").read_text())
+    del saved["spec"]["checkpoints"]  # as written before the checkpoints section was added
+    (Path(spec.folder) / "sweep.json").write_text(json.dumps(saved))
+    check_sweep_folder(spec, resume=True)
+
+
 def test_resume_with_an_edited_spec_names_every_changed_field(tmp_path):
     started(tiny_spec(tmp_path))
     edited = tiny_spec(tmp_path, max_concurrent=2, searcher={"sampler": "random", "seed": 7},

@@ -1,0 +1,156 @@
+"""Sink scale: a simulated sweep of N trials x R reports through the real ParquetResultSink on real Ray.
+
+A stub function trainable reports fake metrics in the sink's schema as fast as Ray takes them
+(no training), so the driver's share is all there is to see. Printed side by side with the
+targets: the sink's driver time per report (every Tune callback hook it overrides, get_state
+included), the files left under reports/, DuckDB's time to count the rows (when duckdb is
+importable; it is no dependency) and the analysis of the result (load_results, then analyze:
+what ``advent-sweep analyze`` runs).
+
+    python benchmarks/sink_scale.py                          # 1,000 trials x 20 reports
+    python benchmarks/sink_scale.py --trials 200 --reports 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import random
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from advent_sweep.analysis import analyze, load_results
+from advent_sweep.data.labels import CITYSCAPES_CLASS_NAMES
+from advent_sweep.sweep import results_schema as rs
+from advent_sweep.sweep.launch import start_ray, stop_ray
+from advent_sweep.sweep.spec import SweepSpec
+
+METRICS = (*rs.METRIC_COLUMNS, *(f"iou.{name}" for name in CITYSCAPES_CLASS_NAMES))
+
+
+@contextlib.contextmanager
+def timed_hooks() -> Iterator[dict[str, float]]:
+    """Seconds spent in each Tune callback hook that ParquetResultSink overrides (setup, get_state, on_*).
+
+    get_state counts: the sink flushes there when Ray saves its state.
+    """
+    from ray.tune import Callback
+
+    from advent_sweep.sweep.parquet_sink import ParquetResultSink
+
+    spent: dict[str, float] = {}
+    hooks = {name: hook for name, hook in vars(ParquetResultSink).items() if not name.startswith("_") and hasattr(Callback, name)}
+
+    def timed(name: str, hook: Any) -> Any:
+        @functools.wraps(hook)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return hook(*args, **kwargs)
+            finally:
+                spent[name] = spent.get(name, 0.0) + time.perf_counter() - started
+        return wrapper
+
+    for name, hook in hooks.items():
+        setattr(ParquetResultSink, name, timed(name, hook))
+    try:
+        yield spent
+    finally:
+        for name, hook in hooks.items():
+            setattr(ParquetResultSink, name, hook)
+
+
+def stub_trial(config: dict[str, Any], reports: int) -> None:
+    """Reports ``reports`` times at trainer iterations 100, 200, …: random values for every metric column."""
+    from ray import tune
+
+    rng = random.Random(config["lr"])
+    for step in range(1, reports + 1):
+        tune.report({"iteration": 100 * step, **{name: rng.random() for name in METRICS}})
+
+
+def run_sweep(storage: str, trials: int, reports: int, concurrency: int) -> tuple[str, dict[str, float], float]:
+    """The sweep's folder, the seconds in each sink hook, and the sweep's wall time.
+
+    Ray and the sink (which imports Ray) are imported here, after start_ray chose Ray's network settings.
+    """
+    from ray import tune
+
+    from advent_sweep.sweep.parquet_sink import ParquetResultSink, write_sweep_metadata
+
+    spec = SweepSpec.model_validate({
+        "name": "sink_scale", "storage": storage,
+        "trainer": {"backbone": "resnet18", "iterations": 100 * reports, "eval_interval": 100},
+        "space": {"lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True}},
+        "num_samples": trials, "max_concurrent": concurrency,
+    })
+    write_sweep_metadata(spec.folder, spec.name, spec.metric, spec.mode, spec.model_dump(mode="json"))
+    sink = ParquetResultSink(spec.folder, spec.name, spec.metric, spec.mode, CITYSCAPES_CLASS_NAMES, spec.train_config, 100 * reports)
+    tuner = tune.Tuner(
+        tune.with_resources(tune.with_parameters(stub_trial, reports=reports), {"cpu": 0.1}),
+        param_space={"lr": tune.loguniform(1e-4, 1e-2)},
+        tune_config=tune.TuneConfig(num_samples=trials, max_concurrent_trials=concurrency, reuse_actors=True),
+        run_config=tune.RunConfig(name=spec.name, storage_path=storage, callbacks=[sink], verbose=0),
+    )
+    started = time.perf_counter()
+    with timed_hooks() as spent:
+        tuner.fit()
+    return spec.folder, spent, time.perf_counter() - started
+
+
+def duckdb_count(folder: str) -> tuple[int, float] | None:
+    """Rows counted by DuckDB over reports/*.parquet and the seconds it took; None without duckdb."""
+    try:
+        import duckdb
+    except ImportError:
+        return None
+    started = time.perf_counter()
+    rows = duckdb.sql(f"SELECT count(*) FROM read_parquet('{folder}/reports/*.parquet')").fetchall()[0][0]
+    return rows, time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=1000)
+    parser.add_argument("--reports", type=int, default=20, help="reports per trial")
+    parser.add_argument("--concurrency", type=int, default=8, help="trials running at once")
+    args = parser.parse_args()
+
+    started_ray = start_ray(None)
+    try:
+        with tempfile.TemporaryDirectory(prefix="sink-scale-") as storage:
+            folder, spent, wall = run_sweep(storage, args.trials, args.reports, args.concurrency)
+            sizes = [path.stat().st_size for path in Path(folder, "reports").iterdir() if path.is_file()]
+            counted = duckdb_count(folder)
+            started = time.perf_counter()
+            results = load_results(folder)
+            loaded = time.perf_counter() - started
+            started = time.perf_counter()
+            analyze(folder, Path(storage) / "analysis", progress=False)
+            analysed = time.perf_counter() - started
+    finally:
+        stop_ray(started_ray)
+
+    expected = args.trials * args.reports
+    unique = not results.reports.duplicated(["trial_id", "iteration"]).any()
+    print(f"\n{args.trials} trials x {args.reports} reports ({expected} reports), {args.concurrency} at once; "
+          f"sweep wall time {wall:.0f} s; rows read back: {len(results.reports)}, unique on (trial, iteration): {unique}")
+    print("sink time per hook: " + ", ".join(f"{name} {seconds:.2f} s" for name, seconds in sorted(spent.items(), key=lambda kv: -kv[1])))
+    rows = [
+        ("sink driver time per report", f"{sum(spent.values()) / expected * 1e3:.3f} ms", "<= 1 ms"),
+        ("files under reports/", f"{len(sizes)} ({sum(sizes) / 1e6:.1f} MB), {len(sizes) / args.trials * 100:.1f} per 100 trials",
+         "<= 1 per 100 trials"),
+        ("DuckDB count(*)", f"{counted[0]} rows in {counted[1] * 1e3:.0f} ms" if counted else "skipped: duckdb is not installed", ""),
+        ("load_results", f"{loaded:.2f} s", ""),
+        ("analyze (load_results included)", f"{analysed:.1f} s", "< 60 s"),
+    ]
+    for name, value, target in rows:
+        print(f"{name:<34}{value:<48}{target}")
+
+
+if __name__ == "__main__":
+    main()
