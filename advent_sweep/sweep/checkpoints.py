@@ -1,10 +1,11 @@
 """Which trial checkpoints outlive a sweep: each trial's last one, a stopped trial's only when asked.
 
 While a trial runs Ray keeps its two latest checkpoints (the sink records the trial's checkpoint
-one report late, so the one it names must still exist). When the trial ends,
-:class:`CheckpointRetention` keeps only the last one, which a failed trial's retry or
-``--resume`` continues from and ``advent-sweep evaluate`` scores; a trial the scheduler stopped
-early is never resumed, so it keeps none unless the space.yaml says ``checkpoints: {keep_stopped: true}``.
+one report late, so the one it names must still exist). When the sweep ends,
+:class:`CheckpointRetention` keeps only each finished trial's last one, which ``advent-sweep
+evaluate`` scores; a trial the scheduler stopped early is never resumed, so it keeps none unless the
+space.yaml says ``checkpoints: {keep_stopped: true}``. Not sooner: a driver killed after a trial
+ended but before Ray saved that, resumes the trial from the checkpoint Ray's saved state names.
 """
 
 from __future__ import annotations
@@ -26,16 +27,21 @@ def stopped_early(trial: Any, max_t: int) -> bool:
 
 
 class CheckpointRetention(Callback):
-    """On a trial's end, deletes its checkpoint folders but the last (all of them for a stopped trial, unless kept).
+    """At the sweep's end, deletes each finished trial's checkpoint folders but the last (all for a stopped one, unless kept).
 
-    Listed before the Parquet sink, so that the sink's row for the trial is written after the deletion.
+    Listed before the Parquet sink, so that the sink's rows are written after the deletion.
     """
 
     def __init__(self, max_t: int, keep_stopped: bool) -> None:
         self.max_t = max_t
         self.keep_stopped = keep_stopped
 
-    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        for trial in trials:
+            if trial.status == "TERMINATED":
+                self._retain(trial)
+
+    def _retain(self, trial: Any) -> None:
         latest = trial.latest_checkpoint_result
         if latest is None:
             return

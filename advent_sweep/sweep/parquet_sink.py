@@ -181,6 +181,10 @@ class ParquetResultSink(Callback):
             if row["status"] == "running" and trial_id not in known:
                 row["status"] = "lost"
                 self._trials_dirty = True
+        for trial in trials:  # checkpoint retention has just run: every row names what is left
+            if trial.trial_id in self._trials:
+                self._stale[trial.trial_id] = trial
+                self._trials_dirty = True
         self._fold_reports(below=EVERY_LEVEL)
         self._write_trials()
 

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from advent_sweep.cli import main
@@ -48,7 +49,7 @@ def test_only_the_last_checkpoint_of_each_trial_that_was_not_stopped_is_left(def
     for trial in trials.itertuples():
         folders = checkpoint_folders(default_sweep.folder, trial.trial_id)
         if trial.status == "stopped":
-            assert folders == []
+            assert folders == [] and pd.isna(trial.checkpoint_path), "no row names a deleted folder"
         else:
             assert [str(folder) for folder in folders] == [trial.checkpoint_path]
             assert folders[0].name == f"checkpoint_{trial.num_reports - 1:06d}", "the last report's checkpoint"

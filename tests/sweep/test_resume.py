@@ -80,8 +80,11 @@ def test_killed_driver_resumes_without_rerunning_finished_trials(tmp_path):
 
     reports = pd.read_parquet(folder / "reports")
     trials = pd.read_parquet(folder / "trials.parquet")
-    assert len(trials) == 4 and set(trials.status) == {"completed"}
+    # A trial that started after Ray last saved its state is unknown to the resume: "lost", its proposal run anew.
+    lost = trials[trials.status == "lost"]
+    assert (trials.status == "completed").sum() == 4 and set(trials.status) <= {"completed", "lost"}
     assert not reports.duplicated(["trial_id", "iteration"]).any()
+    reports = reports[~reports.trial_id.isin(lost.trial_id)]
     assert len(reports) == 4 * 3
     before = reports[reports.trial_id.isin(finished_before)]
     assert len(before) == 3 * len(finished_before)
