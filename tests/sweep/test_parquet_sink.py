@@ -92,14 +92,16 @@ def test_a_failed_trial_that_is_resumed_loses_its_old_error(tmp_path):
 def test_checkpoint_paths_keep_the_storage_uri_scheme(tmp_path):
     folder = tmp_path / "sweep"
     uri_sink = sink_at(f"file://{folder}")
-    uri_sink.on_trial_start(0, [], trial("t", checkpoint=f"{folder}/t/checkpoint_000001"))
-    uri_sink.on_experiment_end([trial("t")])
+    started = trial("t", checkpoint=f"{folder}/t/checkpoint_000001")
+    uri_sink.on_trial_start(0, [], started)
+    uri_sink.on_experiment_end([started])  # Ray passes the same trial objects, checkpoints and all
     assert pd.read_parquet(folder / "trials.parquet").checkpoint_path.tolist() == [f"file://{folder}/t/checkpoint_000001"]
 
     local = tmp_path / "local"
     local_sink = sink_at(str(local))
-    local_sink.on_trial_start(0, [], trial("t", checkpoint=f"{local}/t/checkpoint_000001"))
-    local_sink.on_experiment_end([trial("t")])
+    started = trial("t", checkpoint=f"{local}/t/checkpoint_000001")
+    local_sink.on_trial_start(0, [], started)
+    local_sink.on_experiment_end([started])
     assert pd.read_parquet(local / "trials.parquet").checkpoint_path.tolist() == [f"{local}/t/checkpoint_000001"]
 
 
