@@ -26,7 +26,7 @@ from typing import Any
 from advent_sweep.analysis import analyze, load_results
 from advent_sweep.data.labels import CITYSCAPES_CLASS_NAMES
 from advent_sweep.sweep import results_schema as rs
-from advent_sweep.sweep.launch import start_ray, stop_ray
+from advent_sweep.sweep.launch import start_ray, shutdown_started_ray
 from advent_sweep.sweep.spec import SweepSpec
 
 METRICS = (*rs.METRIC_COLUMNS, *(f"iou.{name}" for name in CITYSCAPES_CLASS_NAMES))
@@ -133,7 +133,7 @@ def main() -> None:
             analyze(folder, Path(storage) / "analysis", progress=False)
             analysed = time.perf_counter() - started
     finally:
-        stop_ray(started_ray)
+        shutdown_started_ray(started_ray)
 
     expected = args.trials * args.reports
     unique = not results.reports.duplicated(["trial_id", "iteration"]).any()

@@ -136,4 +136,4 @@ def _segmenter(checkpoint: Checkpoint, device: torch.device) -> DeepLabV2:
         segmenter.load_state_dict(checkpoint.segmenter)
     except RuntimeError as error:
         raise CheckpointError(f"{checkpoint.location}: its weights do not fit backbone {config.backbone} ({error})") from None
-    return segmenter.to(device).eval()
+    return segmenter.to(device).train(False)  # inference mode: BN running statistics, as Trainer.evaluate

@@ -25,7 +25,7 @@ from advent_sweep.analysis.results import load_results
 from advent_sweep.data import build_domain_data
 from advent_sweep.errors import ConfigError
 from advent_sweep.storage import filesystem_and_path, write_atomically
-from advent_sweep.sweep.launch import TUNER_STATE, start_ray, stop_ray
+from advent_sweep.sweep.launch import TUNER_STATE, start_ray, shutdown_started_ray
 from advent_sweep.sweep.spec import SweepSpec
 
 CONFIRM = "confirm"
@@ -94,7 +94,7 @@ def confirm(sweep: str, top: int = 3, seeds: int = 3, rule: str = "best", addres
         with tune_console(verbose):
             _tuner(spec, plan, grid, data, sweep, resume, verbose).fit()
     finally:
-        stop_ray(started)
+        shutdown_started_ray(started)
     summary = summarise_confirm(load_results(folder), plan)
     write_confirm_summary(summary, folder)
     return summary

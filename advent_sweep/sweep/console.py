@@ -17,6 +17,7 @@ from typing import Any
 from ray.tune import Callback
 
 from advent_sweep.sweep.checkpoints import stopped_early
+from advent_sweep.sweep.parquet_sink import trial_error_line
 
 NEW_OUTPUT = "RAY_AIR_NEW_OUTPUT"  # read by Tune when a run starts
 
@@ -78,16 +79,8 @@ class ConsoleProgress(Callback):
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         limit = f" of {trial.max_failures}" if trial.max_failures >= 0 else ""
-        self._print(trial, f"failed ({_last_error_line(trial)}); retry {trial.num_failures}{limit}")
+        self._print(trial, f"failed ({trial_error_line(trial) or 'no error message'}); retry {trial.num_failures}{limit}")
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._print(trial, f"failed for good ({_last_error_line(trial)}); traceback in {trial.error_file}")
+        self._print(trial, f"failed for good ({trial_error_line(trial) or 'no error message'}); traceback in {trial.error_file}")
 
-
-def _last_error_line(trial: Any) -> str:
-    try:
-        with open(trial.error_file) as handle:
-            lines = [line.strip() for line in handle if line.strip()]
-    except (OSError, TypeError):
-        return "no error file"
-    return lines[-1] if lines else "no error message"

@@ -162,7 +162,7 @@ def start_ray(address: str | None, verbose: bool = False) -> bool:
     return True
 
 
-def stop_ray(started: bool) -> None:
+def shutdown_started_ray(started: bool) -> None:
     """Shut down the Ray that ``start_ray`` started; one we connected to keeps running."""
     if started:
         import ray
@@ -230,7 +230,7 @@ def launch(spec: SweepSpec, address: str | None = None, resume: bool = False, da
         with tune_console(verbose):
             _tuner(spec, data, resume, verbose, reuse_actors).fit()
     finally:
-        stop_ray(started_ray)
+        shutdown_started_ray(started_ray)
     return _outcome(spec)
 
 

@@ -67,6 +67,16 @@ def _level(name: str) -> int:
     return int(token) if token.isdigit() else 0
 
 
+def trial_error_line(trial: Any) -> str | None:
+    """The last line of a failed trial's error file (the exception), or None without one."""
+    try:
+        with open(trial.error_file) as handle:
+            lines = [line.strip() for line in handle if line.strip()]
+    except (OSError, TypeError):
+        return None
+    return lines[-1] if lines else None
+
+
 class ParquetResultSink(Callback):
     """Writes per-report and per-trial rows for one sweep (schema in results_schema.py)."""
 
@@ -169,7 +179,7 @@ class ParquetResultSink(Callback):
             row["status"] = "completed" if reached >= self.max_t else "stopped"
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._trial_row(trial).update(status="failed", error=self._error_text(trial))
+        self._trial_row(trial).update(status="failed", error=trial_error_line(trial))
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
         if (self._pending or self._trials_dirty) and time.monotonic() - self._flushed_at >= FLUSH_EVERY_S:
@@ -232,15 +242,6 @@ class ParquetResultSink(Callback):
         if "://" in path or "://" not in self.sweep_uri:
             return path
         return f"{self.sweep_uri.split('://', 1)[0]}://{path}"
-
-    @staticmethod
-    def _error_text(trial: Any) -> str | None:
-        try:
-            with open(trial.error_file) as handle:
-                lines = [line for line in handle.read().strip().splitlines() if line.strip()]
-            return lines[-1] if lines else None
-        except (OSError, TypeError):
-            return None
 
     # -- files -----------------------------------------------------------------------------
     def _flush(self) -> None:
