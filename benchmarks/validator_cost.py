@@ -74,7 +74,7 @@ def large_case(rounds: int, device: torch.device, network: bool, images: int) ->
     generator = torch.Generator().manual_seed(0)
     labels = [torch.randint(0, 19, (1, 512, 1024), generator=generator) for _ in range(images)]
     if network:
-        segmenter = build_segmenter("resnet101", 19, multi_level=False).to(device).eval()
+        segmenter = build_segmenter("resnet101", 19, multi_level=False).to(device).train(False)
         loader = [(torch.rand(1, 3, 512, 1024, generator=generator), label) for label in labels]
         segmenters = [(segmenter, 1.0)]
     else:
