@@ -62,7 +62,8 @@ sys.path.insert(0, str(REPO))  # before the package imports, for the spawned wor
 
 from advent_sweep.advent.config import TrainConfig  # noqa: E402
 from advent_sweep.errors import ConfigError  # noqa: E402
-from advent_sweep.sweep.spec import FloatParam, SweepSpec  # noqa: E402
+from advent_sweep.sweep.spec import SweepSpec  # noqa: E402
+from advent_sweep.sweep.spec_models import FloatParam  # noqa: E402
 from advent_sweep.validation import validate  # noqa: E402
 
 QUICKSTART = REPO / "search_spaces" / "quickstart.yaml"

@@ -28,7 +28,8 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 from ray.tune.search import ConcurrencyLimiter, Searcher
 from ray.tune.search.optuna import OptunaSearch
 
-from advent_sweep.sweep.spec import CategoricalParam, FloatParam, SweepSpec
+from advent_sweep.sweep.spec import SweepSpec
+from advent_sweep.sweep.spec_models import CategoricalParam, FloatParam
 from advent_sweep.sweep.study_journal import StudyJournal
 
 logger = logging.getLogger(__name__)

@@ -16,15 +16,9 @@ trials, the concurrency, the resources per trial and the metric::
 
 ``SweepSpec.from_yaml(path)`` reports every problem at once, one line each
 (``field.path: what is wrong; allowed: ...``), as one ConfigError; validation never
-touches the data folders, Ray or Optuna. The checks live in ``_spec_checks`` (section by
-section) and ``_space`` (the search space's rules, which SweepSpec also walks by).
-
-The entropy range rule: when ``entropy_low`` is sampled in a trial, ``entropy_high`` is
-drawn from ``[max(its low, entropy_low), its high]`` (the raised bound rounded up onto its
-``step`` grid), so ``entropy_low <= entropy_high`` always holds without discarding
-trials. A spec is accepted only if that interval can never be empty. A categorical
-``entropy_high``, or any parameter under the grid sampler, has fixed values that cannot
-move, so there every possible ``entropy_low`` must be <= every ``entropy_high`` value.
+touches the data folders, Ray or Optuna. The sections are modelled in ``spec_models``, checked
+in ``spec_checks`` (section by section) with the search space's rules of ``space_rules``
+(which SweepSpec also walks by, and which state the entropy range rule).
 
 Backbones as an axis: ``trainer.weights`` may be a mapping backbone → weights (a torchvision
 name, a state-dict file or null), so that each backbone starts from its own ImageNet file::
@@ -40,146 +34,21 @@ reruns as it is. Every backbone a trial can have needs an entry.
 from __future__ import annotations
 
 import math
-import typing
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, ValidationError, model_validator
+from pydantic import ValidationError, model_validator
 
 from advent_sweep.advent.config import TrainConfig
 from advent_sweep.data.config import DataConfig
 from advent_sweep.errors import ConfigError
-from advent_sweep.selection import VALIDATORS
-from advent_sweep.sweep import _space
+from advent_sweep.sweep import space_rules
+from advent_sweep.sweep.spec_checks import check, normalise_storage
+from advent_sweep.sweep.spec_models import DEFAULT_BACKBONE, CategoricalParam, Param, SweepFields
 from advent_sweep.validation import load_yaml, validate
 
-DEFAULT_STORAGE = "~/advent-sweep-results"
-DEFAULT_REDUCTION_FACTOR = 3.0
-# The metrics a trial reports that a sweep may optimise, and the only sound direction for each: a label-free
-# validator makes a sweep that never sees target labels. target_miou_13 (mIoU* on 13 classes) is reported on
-# SYNTHIA data only, source_val_miou with a held-out source split only.
-METRIC_MODES = {"target_miou": "max", "target_miou_13": "max", **{v.name: v.mode for v in VALIDATORS.values()}}  # and iou.<class>: max
-SAMPLERS_WITH_STARTUP = ("tpe", "gp", "cmaes")
 
-# TrainConfig settings a space may not search, and why.
-NOT_SEARCHABLE = {
-    "data": "the data is set once per sweep in the top-level data section",
-    "iterations": "the training budget is fixed per sweep: set trainer.iterations; the scheduler decides how long each trial trains",
-    "eval_interval": "every trial must report at the same iterations so that ASHA compares like with like: set trainer.eval_interval",
-    "threads": "set by resources.cpu or trainer.threads",
-    "source_warmup": "every trial starts from the same warm-up model: set trainer.source_warmup",
-    "weights": "the weights follow the backbone: set trainer.weights, to one value or to a mapping backbone → weights",
-}
-TRAINER_KEYS = tuple(name for name in TrainConfig.model_fields if name != "data")
-SEARCHABLE = tuple(name for name in TRAINER_KEYS if name not in NOT_SEARCHABLE)
-DEFAULT_BACKBONE: str = TrainConfig.model_fields["backbone"].default
-
-SamplerName = Literal["tpe", "random", "gp", "cmaes", "grid"]
-SchedulerName = Literal["asha", "fifo"]
-SAMPLER_NAMES: tuple[str, ...] = typing.get_args(SamplerName)
-SCHEDULER_NAMES: tuple[str, ...] = typing.get_args(SchedulerName)
-Choice = Union[StrictBool, StrictInt, StrictFloat, str, None]
-Condition = dict[str, Annotated[list[Choice], Field(min_length=1)]]
-
-
-class FloatParam(BaseModel):
-    """A float drawn from [low, high], uniformly or on a log scale, optionally on a step grid."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    type: Literal["float"]
-    low: float
-    high: float
-    log: bool = False
-    step: float | None = Field(None, gt=0)
-    when: Condition | None = None
-
-
-class IntParam(BaseModel):
-    """An int drawn from [low, high] (both included), optionally on a log scale or a step grid."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    type: Literal["int"]
-    low: int
-    high: int
-    log: bool = False
-    step: int = Field(1, ge=1)
-    when: Condition | None = None
-
-
-class CategoricalParam(BaseModel):
-    """One of a list of values (strings, numbers, booleans or null)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    type: Literal["categorical"]
-    choices: list[Choice] = Field(min_length=1)
-    when: Condition | None = None
-
-
-ParamSpec = Annotated[Union[FloatParam, IntParam, CategoricalParam], Field(discriminator="type")]
-PARAM_TYPES: dict[str, type[BaseModel]] = {"float": FloatParam, "int": IntParam, "categorical": CategoricalParam}
-
-
-class SearcherSpec(BaseModel):
-    """The Optuna sampler (chosen by name), its seed and the configurations to try first."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    sampler: SamplerName = "tpe"
-    seed: int = 0
-    points_to_evaluate: list[dict[str, Choice]] = []
-    n_startup_trials: int | None = Field(None, ge=0)
-
-
-class SchedulerSpec(BaseModel):
-    """ASHA on the trainer's ``iteration`` (or FIFO: every trial trains to trainer.iterations).
-
-    For ASHA, left-out values are filled in: max_t = trainer.iterations,
-    grace_period = trainer.eval_interval, reduction_factor = 3.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    type: SchedulerName = "asha"
-    grace_period: int | None = Field(None, ge=1)
-    reduction_factor: float | None = Field(None, gt=1)
-    max_t: int | None = Field(None, ge=1)
-
-    def rungs(self) -> list[int]:
-        """The iterations at which ASHA compares trials (grace_period · reduction_factor^k < max_t)."""
-        if self.type != "asha":
-            return []
-        milestones, k = [], 0
-        while self.grace_period * self.reduction_factor**k < self.max_t:
-            milestones.append(self.grace_period * self.reduction_factor**k)
-            k += 1
-        return [int(m) if float(m).is_integer() else m for m in milestones]
-
-
-class Resources(BaseModel):
-    """What one trial holds: CPUs and GPUs (fractions share a GPU between trials)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    cpu: float = Field(1.0, ge=0)
-    gpu: float = Field(0.0, ge=0)
-
-
-class CheckpointsSpec(BaseModel):
-    """Which trial checkpoints outlive a sweep: each trial's last, a stopped trial's only on request.
-
-    A trial the scheduler stopped early is never resumed, and its checkpoint (~90 MB for the quickstart's
-    ResNet-18, far more for ResNet-101) is dropped when it ends unless ``keep_stopped``.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    keep_stopped: StrictBool = False
-
-
-class SweepSpec(BaseModel):
+class SweepSpec(SweepFields):
     """A validated space.yaml. Build it with :meth:`from_yaml` (or ``model_validate``).
 
     Every value is resolved at validation: ``storage`` is absolute (or a URI),
@@ -192,30 +61,11 @@ class SweepSpec(BaseModel):
     'minent'
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str
-    storage: str = DEFAULT_STORAGE
-    data: DataConfig = DataConfig()
-    trainer: dict[str, Any] = {}
-    space: dict[str, ParamSpec]
-    searcher: SearcherSpec = SearcherSpec()
-    scheduler: SchedulerSpec = SchedulerSpec()
-    num_samples: int | None = Field(None, ge=1)
-    max_concurrent: int = Field(ge=1)
-    resources: Resources = Resources()
-    metric: str = "target_miou"
-    mode: Literal["max", "min"] | None = None
-    max_failures: int = Field(2, ge=-1)
-    checkpoints: CheckpointsSpec = CheckpointsSpec()
-
     @model_validator(mode="wrap")
     @classmethod
     def _validate_in_full(cls, values: Any, handler: Any) -> "SweepSpec":
         if not isinstance(values, dict):
             return handler(values)
-        from advent_sweep.sweep._spec_checks import check  # (imported here: it uses the models above)
-
         problems, resolved = check(values)
         if problems.details:
             raise ValidationError.from_exception_data(cls.__name__, problems.details)
@@ -273,8 +123,6 @@ class SweepSpec(BaseModel):
 
     def with_storage(self, storage: str) -> "SweepSpec":
         """The same spec writing to another storage (the CLI's ``--storage``)."""
-        from advent_sweep.sweep._spec_checks import normalise_storage
-
         normalised, problem = normalise_storage(storage)
         if problem:
             raise ConfigError(f"storage: {problem} (got {storage!r})")
@@ -298,31 +146,24 @@ class SweepSpec(BaseModel):
 
     def param_order(self) -> tuple[str, ...]:
         """Space parameters in an order where each condition (and entropy_low) comes first."""
-        return _space.order(self.space)[0]
+        return space_rules.order(self.space)[0]
 
     def is_active(self, name: str, sampled: dict[str, Any]) -> bool:
         """Whether ``name`` is sampled, given the values sampled before it (in :meth:`param_order`)."""
-        return _space.is_active(self.space[name], sampled)
+        return space_rules.is_active(self.space[name], sampled)
 
     def bounds(self, name: str, sampled: dict[str, Any]) -> tuple[float, float]:
         """The [low, high] to sample a float/int parameter from, given the values sampled so far.
 
         Only entropy_high moves: its low bound is raised to a sampled entropy_low (rounded up
-        onto its step grid) so that entropy_low <= entropy_high holds (the module's rule).
+        onto its step grid) so that entropy_low <= entropy_high holds (the rule in ``space_rules``).
         """
-        param = self.space[name]
-        low, high = param.low, param.high
-        if name == "entropy_high" and self.searcher.sampler != "grid" and "entropy_low" in sampled:
-            low = max(low, _space.round_up(sampled["entropy_low"], param))
-        return low, high
+        return space_rules.bounds(self.space, name, sampled, self.searcher.sampler == "grid")
 
     @property
     def entropy_high_moves(self) -> bool:
         """Whether entropy_high's low bound can be raised by a sampled entropy_low (see :meth:`bounds`)."""
-        low, high = self.space.get("entropy_low"), self.space.get("entropy_high")
-        if low is None or high is None or isinstance(high, CategoricalParam) or self.searcher.sampler == "grid":
-            return False
-        return _space.extreme(low, max) > high.low
+        return space_rules.entropy_high_moves(self.space, self.searcher.sampler == "grid")
 
     def random_params(self) -> set[str]:
         """Parameters GP / CMA-ES cannot model and draw at random: conditional ones, an entropy_high
@@ -336,7 +177,7 @@ class SweepSpec(BaseModel):
 
     def grid(self) -> dict[str, list[Any]]:
         """Every value of every parameter (categorical choices, stepped ranges) for the grid sampler."""
-        return {name: _space.grid_values(param) for name, param in self.space.items()}
+        return {name: space_rules.grid_values(param) for name, param in self.space.items()}
 
     # --- for `advent-sweep validate` and `launch --dry-run` -------------------------------------
 
@@ -361,12 +202,12 @@ class SweepSpec(BaseModel):
             lines.append(f"  {name:<{width}}  {_describe_param(self.space[name], moves)}")
         lines.append(f"searcher: {self._describe_searcher()}")
         for i, point in enumerate(self.searcher.points_to_evaluate, 1):
-            lines.append(f"  first point {i}: " + ", ".join(f"{k}={_space.fmt(v)}" for k, v in point.items()))
+            lines.append(f"  first point {i}: " + ", ".join(f"{k}={space_rules.fmt(v)}" for k, v in point.items()))
         lines.append(f"scheduler: {self._describe_scheduler()}")
-        gpu = f"{_space.fmt(self.resources.gpu)} GPU"
+        gpu = f"{space_rules.fmt(self.resources.gpu)} GPU"
         lines.append(
             f"trials: {self.num_samples}, at most {self.max_concurrent} at a time, each holding "
-            f"{_space.fmt(self.resources.cpu)} CPU and {gpu} (torch threads: {self.trial_threads}); retries after a failure: "
+            f"{space_rules.fmt(self.resources.cpu)} CPU and {gpu} (torch threads: {self.trial_threads}); retries after a failure: "
             f"{'unlimited' if self.max_failures == -1 else self.max_failures}"
         )
         why = "higher is better" if self.mode == "max" else "lower is better"
@@ -396,7 +237,7 @@ class SweepSpec(BaseModel):
             return f"FIFO (no early stopping; every trial trains {self.base_config.iterations} iterations)"
         rungs = ", ".join(str(r) for r in s.rungs()) or "none"
         return (
-            f"ASHA on iteration: grace period {s.grace_period}, reduction factor {_space.fmt(s.reduction_factor)}, "
+            f"ASHA on iteration: grace period {s.grace_period}, reduction factor {space_rules.fmt(s.reduction_factor)}, "
             f"max_t {s.max_t}; rungs at iterations {rungs}"
         )
 
@@ -406,16 +247,16 @@ class SweepSpec(BaseModel):
 
 def _describe_setting(value: Any) -> str:
     if isinstance(value, dict):  # trainer.weights by backbone
-        return "by backbone: " + ", ".join(f"{key} → {_space.fmt(entry)}" for key, entry in value.items())
-    return _space.fmt(value)
+        return "by backbone: " + ", ".join(f"{key} → {space_rules.fmt(entry)}" for key, entry in value.items())
+    return space_rules.fmt(value)
 
 
-def _describe_param(param: FloatParam | IntParam | CategoricalParam, moves: bool) -> str:
-    text = f"categorical [{_space.fmt_list(param.choices)}]" if isinstance(param, CategoricalParam) else _space.describe_range(param)
+def _describe_param(param: Param, moves: bool) -> str:
+    text = f"categorical [{space_rules.fmt_list(param.choices)}]" if isinstance(param, CategoricalParam) else space_rules.describe_range(param)
     if moves:
         text += " (low bound raised to the sampled entropy_low)"
     for condition, values in (param.when or {}).items():
-        text += f"  when {condition} in [{_space.fmt_list(values)}]"
+        text += f"  when {condition} in [{space_rules.fmt_list(values)}]"
     return text
 
 

@@ -17,7 +17,8 @@ from advent_sweep.sweep.searchers import (
     SAMPLERS, SCHEDULERS, DefineByRun, PruningOptunaSearch, build_sampler, build_scheduler, build_search_alg,
 )
 from advent_sweep.sweep.study_journal import JOURNAL_FILE
-from advent_sweep.sweep.spec import SAMPLER_NAMES, SCHEDULER_NAMES, SweepSpec
+from advent_sweep.sweep.spec import SweepSpec
+from advent_sweep.sweep.spec_models import SAMPLER_NAMES, SCHEDULER_NAMES
 
 SEARCH_SPACES = Path(__file__).parents[2] / "search_spaces"
 optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -3,7 +3,7 @@
 :func:`check` is what ``SweepSpec`` runs before pydantic builds it: it returns every problem
 found, as pydantic error details (so one ValidationError carries them all), and the values
 resolved (storage made absolute, choices normalised, num_samples / mode / ASHA's settings
-filled in). The rules of the search space itself live in ``_space``.
+filled in). The rules of the search space itself live in ``space_rules``.
 """
 
 from __future__ import annotations
@@ -11,91 +11,51 @@ from __future__ import annotations
 import math
 import os
 import re
-import typing
 from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
-from pydantic_core import PydanticCustomError
 
 from advent_sweep.advent.config import TrainConfig
 from advent_sweep.data.config import DataConfig
 from advent_sweep.selection import VALIDATORS
-from advent_sweep.sweep import _space
-from advent_sweep.sweep.spec import (
+from advent_sweep.sweep import space_rules
+from advent_sweep.sweep.spec_models import (
     DEFAULT_BACKBONE,
-    DEFAULT_REDUCTION_FACTOR,
     DEFAULT_STORAGE,
-    METRIC_MODES,
-    NOT_SEARCHABLE,
     PARAM_TYPES,
-    SAMPLERS_WITH_STARTUP,
-    SEARCHABLE,
-    TRAINER_KEYS,
-    CategoricalParam,
     CheckpointsSpec,
     FloatParam,
-    IntParam,
+    Param,
     Resources,
     SchedulerSpec,
     SearcherSpec,
-    SweepSpec,
+    SweepFields,
 )
+from advent_sweep.sweep.spec_problems import NOTHING, Problems
+
+DEFAULT_REDUCTION_FACTOR = 3.0
+# The metrics a trial reports that a sweep may optimise, and the only sound direction for each: a label-free
+# validator makes a sweep that never sees target labels. target_miou_13 (mIoU* on 13 classes) is reported on
+# SYNTHIA data only, source_val_miou with a held-out source split only.
+METRIC_MODES = {"target_miou": "max", "target_miou_13": "max", **{v.name: v.mode for v in VALIDATORS.values()}}  # and iou.<class>: max
+SAMPLERS_WITH_STARTUP = ("tpe", "gp", "cmaes")
+
+# TrainConfig settings a space may not search, and why.
+NOT_SEARCHABLE = {
+    "data": "the data is set once per sweep in the top-level data section",
+    "iterations": "the training budget is fixed per sweep: set trainer.iterations; the scheduler decides how long each trial trains",
+    "eval_interval": "every trial must report at the same iterations so that ASHA compares like with like: set trainer.eval_interval",
+    "threads": "set by resources.cpu or trainer.threads",
+    "source_warmup": "every trial starts from the same warm-up model: set trainer.source_warmup",
+    "weights": "the weights follow the backbone: set trainer.weights, to one value or to a mapping backbone → weights",
+}
+TRAINER_KEYS = tuple(name for name in TrainConfig.model_fields if name != "data")
+SEARCHABLE = tuple(name for name in TRAINER_KEYS if name not in NOT_SEARCHABLE)
 
 _NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 _SCHEME_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
 _MISSING_NUM_SAMPLES = "missing; allowed: an int >= 1 (the number of trials)"
 _WEIGHTS = "a torchvision weights name (e.g. ResNet101_Weights.IMAGENET1K_V1), a state-dict file, or null (random init)"
-_NOTHING = object()
-
-
-class Problems:
-    """Every problem found, as pydantic error details, so that one ValidationError carries them all.
-
-    ``validation.describe_validation_error`` prints each as ``field.path: message`` and appends
-    ``(got value)`` unless the input is a mapping; ``{}`` is used when there is no value to show.
-    """
-
-    def __init__(self) -> None:
-        self.details: list[dict[str, Any]] = []
-
-    def add(self, loc: tuple, message: str, got: Any = _NOTHING, kind: str = "sweep_spec") -> None:
-        self.details.append(
-            {
-                "type": PydanticCustomError(kind, "{message}", {"message": message}),
-                "loc": tuple(loc),
-                "input": {} if got is _NOTHING else got,
-            }
-        )
-
-    def add_validation_error(self, error: ValidationError, prefix: tuple, model: type[BaseModel] | None = None) -> None:
-        for problem in error.errors(include_url=False):
-            loc = prefix + tuple(problem["loc"])
-            if problem["type"] == "extra_forbidden":
-                allowed = _keys_at(model, problem["loc"][:-1]) if model else None
-                self.add(loc, "unknown key" + (f"; allowed: {', '.join(allowed)}" if allowed else ""))
-            else:
-                self.add(loc, problem["msg"].removeprefix("Value error, "), problem["input"], kind=problem["type"])
-
-
-def _keys_at(model: type[BaseModel], path: tuple) -> list[str] | None:
-    """The keys of the (nested) model at ``path``, if there is one."""
-    for part in path:
-        if isinstance(part, int):
-            continue
-        field = model.model_fields.get(part)
-        model = _nested_model(field.annotation) if field else None
-        if model is None:
-            return None
-    return list(model.model_fields)
-
-
-def _nested_model(annotation: Any) -> type[BaseModel] | None:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in typing.get_args(annotation):
-        if found := _nested_model(arg):
-            return found
-    return None
 
 
 def _section(problems: Problems, key: str, model: type[BaseModel], raw: Any) -> Any:
@@ -122,7 +82,7 @@ def _value(problems: Problems, key: str, kind: Any, raw: Any) -> Any:
         return TypeAdapter(kind).validate_python(raw)
     except ValidationError as error:
         problems.add_validation_error(error, (key,))
-        return _NOTHING
+        return NOTHING
 
 
 # --- the checks, section by section -----------------------------------------------------------
@@ -132,8 +92,8 @@ def check(raw: dict[str, Any]) -> tuple[Problems, dict[str, Any]]:
     """Check a space.yaml mapping; return every problem and the resolved values."""
     problems = Problems()
     for key in raw:
-        if key not in SweepSpec.model_fields:
-            problems.add((key,), f"unknown key; allowed: {', '.join(SweepSpec.model_fields)}")
+        if key not in SweepFields.model_fields:
+            problems.add((key,), f"unknown key; allowed: {', '.join(SweepFields.model_fields)}")
 
     name = raw.get("name")
     if name is None:
@@ -155,10 +115,10 @@ def check(raw: dict[str, Any]) -> tuple[Problems, dict[str, Any]]:
     space = _check_space(problems, raw_space, fixed, trial_base)
     if by_backbone is not None:
         _check_weights_cover(problems, by_backbone, raw["trainer"], fixed, space, raw_space)
-    _space.check_conditions(problems, space, raw_space if isinstance(raw_space, dict) else {}, trial_base)
+    space_rules.check_conditions(problems, space, raw_space if isinstance(raw_space, dict) else {}, trial_base)
     grid = isinstance(raw.get("searcher"), dict) and raw["searcher"].get("sampler") == "grid"
     if base:
-        _space.check_entropy_pair(problems, space, base, grid)
+        space_rules.check_entropy_pair(problems, space, base, grid)
 
     searcher = _section(problems, "searcher", SearcherSpec, raw.get("searcher"))
     num_samples = raw.get("num_samples")
@@ -239,7 +199,7 @@ def _check_trainer(problems: Problems, raw: Any, data: DataConfig | None) -> tup
         # Keep checking the rest of the spec against the settings that were valid.
         bad = {e["loc"][0] for e in error.errors() if e["loc"]}
         fixed = {key: value for key, value in fixed.items() if key not in bad}
-        config, messages = _space.config_errors({"data": data}, fixed)
+        config, messages = space_rules.config_errors({"data": data}, fixed)
         for message in messages:  # the checks across fields, which pydantic skips while a field fails
             problems.add(("trainer",), message)
     resolved = {**(fixed if config is None else {key: getattr(config, key) for key in fixed}), **aside}
@@ -296,7 +256,7 @@ def _check_weights_cover(
 
 def _check_space(
     problems: Problems, raw: Any, fixed: dict[str, Any], base: dict[str, Any] | None
-) -> dict[str, FloatParam | IntParam | CategoricalParam]:
+) -> dict[str, Param]:
     """The parameters that are sound on their own (name, type, range, TrainConfig values)."""
     shape = "a mapping of TrainConfig setting → {type: float|int|categorical, ...}"
     if raw is None:
@@ -313,10 +273,10 @@ def _check_space(
         loc = ("space", name)
         named_ok = _check_param_name(problems, loc, name, fixed)
         param = _parse_param(problems, loc, spec)
-        if param is None or not named_ok or not _space.check_param_shape(problems, loc, name, param):
+        if param is None or not named_ok or not space_rules.check_param_shape(problems, loc, name, param):
             continue
         if base is not None:
-            param = _space.check_param_values(problems, loc, name, param, base, raw)
+            param = space_rules.check_param_values(problems, loc, name, param, base, raw)
         if param is not None:
             space[name] = param
     return space
@@ -334,7 +294,7 @@ def _check_param_name(problems: Problems, loc: tuple, name: Any, fixed: dict[str
     return False
 
 
-def _parse_param(problems: Problems, loc: tuple, spec: Any) -> FloatParam | IntParam | CategoricalParam | None:
+def _parse_param(problems: Problems, loc: tuple, spec: Any) -> Param | None:
     types = ", ".join(PARAM_TYPES)
     if not isinstance(spec, dict):
         problems.add(loc, f"expected a mapping with a type ({types})", spec)
@@ -373,7 +333,7 @@ def _check_searcher(
     names = list(raw_space) if isinstance(raw_space, dict) else []
     points = searcher.points_to_evaluate
     if names:  # (with no space at all, that is the one problem to report)
-        points = [_space.check_point(problems, i, point, space, names, base) for i, point in enumerate(points)]
+        points = [space_rules.check_point(problems, i, point, space, names, base) for i, point in enumerate(points)]
     if isinstance(num_samples, int) and len(points) > num_samples:
         problems.add(
             ("searcher", "points_to_evaluate"),
@@ -396,7 +356,7 @@ def _check_grid(problems: Problems, searcher: SearcherSpec, space: dict[str, Any
             )
     if searcher.points_to_evaluate:
         problems.add(("searcher", "points_to_evaluate"), "not used with sampler grid (the grid already lists every point); allowed: []")
-    size = math.prod(len(_space.grid_values(p)) for p in space.values() if not isinstance(p, FloatParam) or p.step)
+    size = math.prod(len(space_rules.grid_values(p)) for p in space.values() if not isinstance(p, FloatParam) or p.step)
     if num_samples is None and complete:
         return size
     if isinstance(num_samples, int) and complete and num_samples > size:

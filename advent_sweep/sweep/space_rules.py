@@ -2,29 +2,30 @@
 
 The first half is shared by SweepSpec (``param_order``, ``is_active``, ``bounds``, ``grid``,
 ``describe``) and by the checks: the order parameters are sampled in, which are active, their
-values. The second half checks the parameters once they have parsed: their ranges, their
-bounds and choices against TrainConfig, their conditions, the entropy pair and the first
-points. Problems go to the collector of ``_spec_checks``, which runs these checks.
+values and bounds. The second half checks the parameters (the models of ``spec_models``) once
+they have parsed: their ranges, their bounds and choices against TrainConfig, their conditions,
+the entropy pair and the first points. Problems go to a ``spec_problems.Problems``;
+``spec_checks`` runs these checks with those of the other sections.
 
-A parameter is a FloatParam, IntParam or CategoricalParam of spec.py, told apart by its
-``type``: this module imports nothing from spec.py, so that spec.py can import it.
+The entropy range rule: when ``entropy_low`` is sampled in a trial, ``entropy_high`` is
+drawn from ``[max(its low, entropy_low), its high]`` (the raised bound rounded up onto its
+``step`` grid), so ``entropy_low <= entropy_high`` always holds without discarding
+trials. A spec is accepted only if that interval can never be empty. A categorical
+``entropy_high``, or any parameter under the grid sampler, has fixed values that cannot
+move, so there every possible ``entropy_low`` must be <= every ``entropy_high`` value.
 """
 
 from __future__ import annotations
 
 import math
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
 from advent_sweep.advent.config import TrainConfig
-
-if TYPE_CHECKING:
-    from advent_sweep.sweep._spec_checks import Problems
-    from advent_sweep.sweep.spec import CategoricalParam, FloatParam, IntParam
-
-    Param = FloatParam | IntParam | CategoricalParam
+from advent_sweep.sweep.spec_models import FloatParam, IntParam, Param
+from advent_sweep.sweep.spec_problems import Problems
 
 
 # --- walking the space (SweepSpec and the checks) ------------------------------------------------
@@ -100,6 +101,27 @@ def round_up(value: float, param: FloatParam | IntParam) -> float:
 def extreme(param: Param, pick: Any) -> float:
     """``pick`` (min or max) of the values ``param`` can take."""
     return pick(param.choices) if param.type == "categorical" else pick(param.low, param.high)
+
+
+def bounds(space: dict[str, Param], name: str, sampled: dict[str, Any], grid: bool) -> tuple[float, float]:
+    """The [low, high] to sample float/int parameter ``name`` from, given the values sampled so far.
+
+    Only entropy_high moves (unless the sampler is ``grid``): its low bound is raised to a sampled
+    entropy_low, rounded up onto its step grid (the entropy range rule).
+    """
+    param = space[name]
+    low, high = param.low, param.high
+    if name == "entropy_high" and not grid and "entropy_low" in sampled:
+        low = max(low, round_up(sampled["entropy_low"], param))
+    return low, high
+
+
+def entropy_high_moves(space: dict[str, Param], grid: bool) -> bool:
+    """Whether entropy_high's low bound can be raised by a sampled entropy_low (see :func:`bounds`)."""
+    low, high = space.get("entropy_low"), space.get("entropy_high")
+    if low is None or high is None or high.type == "categorical" or grid:
+        return False
+    return extreme(low, max) > high.low
 
 
 def fmt(value: Any) -> str:
@@ -228,7 +250,7 @@ def check_conditions(problems: Problems, space: dict[str, Param], raw_space: dic
 
 
 def check_entropy_pair(problems: Problems, space: dict[str, Param], base: TrainConfig, grid: bool) -> None:
-    """entropy_low <= entropy_high must hold in every trial (see the rule in spec.py's docstring)."""
+    """entropy_low <= entropy_high must hold in every trial (the entropy range rule, above)."""
     low, high = space.get("entropy_low"), space.get("entropy_high")
     if low is None or high is None:
         return
