@@ -80,7 +80,9 @@ SPACE = {
     "resources": {"cpu": 1, "gpu": 0},
     "metric": "target_miou",
     "mode": "max",
-    "max_failures": 3,
+    # Until Ray's health checks mark the killed node dead, an attempt placed on it (a cached worker there, or a new
+    # one) fails at once: one trial spent 4 attempts so in that window in one CI run out of several.
+    "max_failures": 8,
 }
 
 # Each node's own ports. Inside the namespace every Ray gRPC server listens on "::", so
