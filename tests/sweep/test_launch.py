@@ -59,7 +59,9 @@ def asha_sweep(local_ray, tmp_path_factory):
             {"lr": 1e20}, {"lr": 2e-2}, {"lr": 1e-9}, {"lr": 1.5e-2}, {"lr": 1e-9}, {"lr": 1e-9}]},
         num_samples=6, resources={"cpu": 1, "gpu": 0.5},
     )
-    return launch(spec)
+    # A new worker per trial: with reuse, trials this short can all run in the first worker (Tune hands each next
+    # trial the cached worker and drops the one still starting), and then no two of them ever run at once.
+    return launch(spec, reuse_actors=False)
 
 
 def test_asha_sweep_rows_statuses_divergence_and_gpu_packing(asha_sweep):
