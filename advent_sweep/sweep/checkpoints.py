@@ -20,10 +20,10 @@ from ray.tune import Callback
 KEPT_WHILE_RUNNING = 2  # Ray's CheckpointConfig(num_to_keep=...)
 
 
-def stopped_early(trial: Any, max_t: int) -> bool:
-    """Whether the scheduler stopped ``trial`` before ``max_t`` (the sink's "stopped"; a diverged trial is not)."""
-    result = trial.last_result or {}
-    return not result.get("diverged") and int(result.get("iteration", 0)) < max_t
+def stopped_early(result: dict, max_t: int) -> bool:
+    """Whether a trial whose last result is ``result`` was stopped by the scheduler before ``max_t``
+    (the sink's "stopped", Optuna's PRUNED; a diverged trial is not)."""
+    return not result.get("diverged") and int(result.get("iteration") or 0) < max_t
 
 
 class CheckpointRetention(Callback):
@@ -45,7 +45,7 @@ class CheckpointRetention(Callback):
         latest = trial.latest_checkpoint_result
         if latest is None:
             return
-        drop_all = stopped_early(trial, self.max_t) and not self.keep_stopped
+        drop_all = stopped_early(trial.last_result or {}, self.max_t) and not self.keep_stopped
         keep = None if drop_all else posixpath.basename(latest.checkpoint.path)
         filesystem, folder = latest.checkpoint.filesystem, posixpath.dirname(latest.checkpoint.path)
         for entry in filesystem.get_file_info(pafs.FileSelector(folder)):

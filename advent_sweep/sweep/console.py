@@ -72,7 +72,7 @@ class ConsoleProgress(Callback):
         result = trial.last_result
         if result.get("diverged"):
             self._print(trial, f"ended: diverged at iteration {result['iteration']}")
-        elif stopped_early(trial, self.max_t):
+        elif stopped_early(result, self.max_t):
             self._print(trial, f"stopped by the scheduler at {self._reached(result)}")
         else:
             self._print(trial, f"completed at {self._reached(result)}")

@@ -16,7 +16,6 @@ the searcher creates the sweep's Optuna study in its journal (see :class:`StudyJ
 
 from __future__ import annotations
 
-import logging
 import math
 import warnings
 from typing import Any, Callable
@@ -28,11 +27,11 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 from ray.tune.search import ConcurrencyLimiter, Searcher
 from ray.tune.search.optuna import OptunaSearch
 
+from advent_sweep.sweep.checkpoints import stopped_early
 from advent_sweep.sweep.spec import SweepSpec
 from advent_sweep.sweep.spec_models import CategoricalParam, FloatParam
 from advent_sweep.sweep.study_journal import StudyJournal
 
-logger = logging.getLogger(__name__)
 
 class DefineByRun:
     """Optuna define-by-run search space of a spec: ``DefineByRun(spec)(trial)`` suggests every
@@ -186,7 +185,7 @@ class PruningOptunaSearch(OptunaSearch):
             self._report(trial_id, result)
         if error or result.get("diverged"):
             self._ot_study.tell(ot_trial, state=TrialState.FAIL)
-        elif (iteration or 0) < self.max_t:
+        elif stopped_early(result, self.max_t):
             self._ot_study.tell(ot_trial, state=TrialState.PRUNED)  # Optuna keeps its last intermediate value
         elif _finite(result.get(self.metric)):
             self._ot_study.tell(ot_trial, float(result[self.metric]))
