@@ -30,8 +30,13 @@ d. Rung correlation: ``--rung-configs`` configurations drawn from the space (Opt
 e. Source CE after the warm-up: no run's per-iteration source CE reaches ln C, the CE of
    a uniform prediction (the oracle, whose "source" is the target, is shown apart).
 
+Every run is also scored with its BN statistics re-estimated on the target train split
+(AdaBN; "target BN" in sections a and b): a gain over source-only that holds there came
+from the losses; one that does not came from target batches moving the running statistics
+that the official evaluation uses.
+
 Exit status 1 with ``--check`` when a target is missed. Time on this 2-core machine
-(``--jobs 2 --threads 1``): default, 53 runs, 22.7 min (the README's table); ``--quick``
+(``--jobs 2 --threads 1``): default, 52 runs, 22.0 min (the README's table); ``--quick``
 (3-point grids, no μ section), 35 runs, not timed yet.
 
     python benchmarks/synthetic_gap.py --json gap.json
@@ -215,8 +220,37 @@ def train_one(config_dict: dict[str, Any], oracle: bool, cache_dir: str) -> dict
     except TrainingDiverged as err:
         diverged = err.iteration
     return {"last": evaluations[-1]["target_miou"] if evaluations and diverged is None else math.nan,
+            "last_target_bn": target_bn_miou(trainer, data) if evaluations and diverged is None else math.nan,
             "evaluations": evaluations, "loss_seg_src_main": source_ce, "diverged_at": diverged,
             "wall_s": time.perf_counter() - started, "s_per_it": train_s / max(len(source_ce), 1)}  # fmt: skip
+
+
+def target_bn_miou(trainer: Any, data: Any) -> float:
+    """Target mIoU of the trained weights with every BN layer's statistics re-estimated on target train (AdaBN).
+
+    The trainer evaluates, as the official code does, with running statistics that both domains'
+    batches updated. Re-estimating them on target images alone puts every run on the same footing:
+    what an adaptive run gains over source-only here came from its losses; what it gains only in
+    the reported mIoU came from its target batches moving the running statistics. The trainer's
+    statistics are restored afterwards.
+    """
+    import torch
+    from torch.utils.data import DataLoader
+
+    norms = [m for m in trainer.segmenter.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    kept = [(m.momentum, m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone()) for m in norms]
+    try:
+        for norm in norms:
+            norm.reset_running_stats()
+            norm.momentum = None  # a cumulative average: every target batch counts the same
+        with torch.no_grad():
+            for images, _ in DataLoader(data.target, batch_size=trainer.config.eval_batch_size):
+                trainer.segmenter(images)  # train mode: statistics of target batches
+        return trainer.evaluate(data.target_val)["target_miou"]
+    finally:
+        for norm, (momentum, mean, var, batches) in zip(norms, kept):
+            norm.momentum = momentum
+            norm.running_mean.copy_(mean), norm.running_var.copy_(var), norm.num_batches_tracked.copy_(batches)
 
 
 # --- the plan: every (config, seed) the sections need, each trained once ---------------------------
@@ -254,8 +288,9 @@ class Plan:
     def result(self, key: str) -> dict[str, Any]:
         return self.jobs[key].result  # type: ignore[return-value]
 
-    def last(self, keys: list[str]) -> list[float]:
-        return [self.result(k)["last"] for k in keys]
+    def last(self, keys: list[str], field: str = "last") -> list[float]:
+        """Each key's end target mIoU (``field="last_target_bn"``: with target BN statistics)."""
+        return [self.result(k)[field] for k in keys]
 
 
 # --- statistics and printing ----------------------------------------------------------------------
@@ -317,18 +352,25 @@ def gap_section(plan: Plan, keys: dict[Run, list[str]], seeds: list[int], verdic
     base = parse_run("source_only")
     base_mean = mean_std(plan.last(keys[base]))[0]
     oracle_mean = mean_std(plan.last(keys[parse_run("oracle")]))[0]
-    rows = [["run", *(f"seed {s}" for s in seeds), "mean", "std", "Δ vs source-only", "% oracle", "s/it"]]
+    base_bn = mean_std(plan.last(keys[base], "last_target_bn"))[0]
+    rows = [["run", *(f"seed {s}" for s in seeds), "mean", "std", "Δ vs source-only", "% oracle", "target BN", "Δ", "s/it"]]
     summary: dict[str, Any] = {"runs": {}}
     for run, run_keys in keys.items():
         last = plan.last(run_keys)
         mean, std = mean_std(last)
+        bn_mean = mean_std(plan.last(run_keys, "last_target_bn"))[0]
         s_it = statistics.fmean(plan.result(k)["s_per_it"] for k in run_keys)
+        compared = run not in (base, parse_run("oracle"))
         rows.append([run.label, *map(_fmt, last), _fmt(mean), _fmt(std),
-                     "" if run in (base, parse_run("oracle")) else _fmt(mean - base_mean, sign=True),
-                     _fmt(percent(mean, oracle_mean)) + "%", f"{s_it:.3f}"])  # fmt: skip
+                     _fmt(mean - base_mean, sign=True) if compared else "", _fmt(percent(mean, oracle_mean)) + "%",
+                     _fmt(bn_mean), _fmt(bn_mean - base_bn, sign=True) if compared else "", f"{s_it:.3f}"])  # fmt: skip
         summary["runs"][run.label] = {"last": last, "mean": mean, "std": std, "gain": mean - base_mean,
-                                      "pct_oracle": percent(mean, oracle_mean), "s_per_it": s_it}  # fmt: skip
-    print_table("a. Noise floor and gap", "target mIoU at the end of training, per training seed (same data)", rows)
+                                      "pct_oracle": percent(mean, oracle_mean), "s_per_it": s_it,
+                                      "last_target_bn": plan.last(run_keys, "last_target_bn"), "target_bn_mean": bn_mean,
+                                      "target_bn_gain": bn_mean - base_bn}  # fmt: skip
+    print_table("a. Noise floor and gap", "target mIoU at the end of training, per training seed (same data); "
+                "target BN: the mean with BN statistics re-estimated on target train, and its Δ vs source-only there "
+                "(the gain of the losses themselves)", rows)  # fmt: skip
 
     stds = {r: summary["runs"][parse_run(r).label]["std"] for r in NOISE_RUNS}
     floor = math.nan if any(math.isnan(s) for s in stds.values()) else max(stds.values())
@@ -351,20 +393,23 @@ def lambda_section(plan: Plan, grids: dict[str, list[tuple[float, Run, list[str]
                    seeds: list[int], floor: float, class_names: tuple[str, ...], verdicts: Verdicts) -> dict[str, Any]:
     """b. Mean ± std over seeds along each λ grid; spread against the noise floor, interior optimum, per-class IoU at the top λ_ent."""
     base_mean = mean_std(plan.last(base_keys))[0]
-    rows = [["method λ", *(f"seed {s}" for s in seeds), "mean ± std", "Δ vs source-only"]]
+    base_bn = mean_std(plan.last(base_keys, "last_target_bn"))[0]
+    rows = [["method λ", *(f"seed {s}" for s in seeds), "mean ± std", "Δ vs source-only", "target BN", "Δ"]]
     summary: dict[str, Any] = {"grids": {}}
     points: list[tuple[float, str]] = []  # (mean, label) of every grid point
     for param, grid in grids.items():
-        means = []
+        means, bn_means = [], []
         for value, run, keys in grid:
             mean, std = mean_std(plan.last(keys))
+            bn_means.append(mean_std(plan.last(keys, "last_target_bn"))[0])
             means.append(mean)
             points.append((mean, run.label))
-            rows.append([run.label, *map(_fmt, plan.last(keys)), _pm(mean, std), _fmt(mean - base_mean, sign=True)])
+            rows.append([run.label, *map(_fmt, plan.last(keys)), _pm(mean, std), _fmt(mean - base_mean, sign=True),
+                         _fmt(bn_means[-1]), _fmt(bn_means[-1] - base_bn, sign=True)])  # fmt: skip
         summary["grids"][param] = {"values": [v for v, _, _ in grid], "means": means,
-                                   "stds": [mean_std(plan.last(k))[1] for _, _, k in grid]}  # fmt: skip
+                                   "stds": [mean_std(plan.last(k))[1] for _, _, k in grid], "target_bn_means": bn_means}  # fmt: skip
     print_table("b. λ range", f"target mIoU at the end per seed; {len(grids)} grids over the space's λ ranges, "
-                f"source-only {_fmt(base_mean)}", rows)  # fmt: skip
+                f"source-only {_fmt(base_mean)} ({_fmt(base_bn)} with target BN statistics)", rows)  # fmt: skip
 
     finite = [p for p in points if not math.isnan(p[0])]
     if finite:
@@ -428,13 +473,23 @@ def rung_section(plan: Plan, configs: list[tuple[dict[str, Any], str]], rung: in
         listed.append({"params": params, "rung": early, "end": result["last"]})
     print_table("d. Rung correlation", f"{len(configs)} configurations (Optuna RandomSampler), FIFO to the end, "
                 f"seed {plan.jobs[configs[0][1]].seed}", rows, text_columns=2)  # fmt: skip
-    pairs = [(a, b) for a, b in zip(at_rung, at_end) if not (math.isnan(a) or math.isnan(b))]
-    constant = len(pairs) < 3 or any(len(set(values)) == 1 for values in zip(*pairs))
-    rho = math.nan if constant else float(spearmanr(*zip(*pairs)).statistic)
-    verdicts.add("rungs carry signal", rho >= RHO_TARGET,
-                 f"Spearman ρ(rung, end) = {rho:.2f} over {len(pairs)} configurations"
-                 + (" (undefined: fewer than 3, or one side constant)" if constant else "") + f" (target >= {RHO_TARGET})")
-    return {"rung": rung, "configs": listed, "spearman": rho}
+
+    def rho(early: list[float]) -> tuple[float, int]:
+        pairs = [(a, b) for a, b in zip(early, at_end) if not (math.isnan(a) or math.isnan(b))]
+        constant = len(pairs) < 3 or any(len(set(values)) == 1 for values in zip(*pairs))
+        return (math.nan if constant else float(spearmanr(*zip(*pairs)).statistic)), len(pairs)
+
+    by_iteration: dict[int, float] = {}  # ρ(evaluation at it, end) for every evaluation before the end: where a rung could go
+    for iteration in [e["iteration"] for e in plan.result(configs[0][1])["evaluations"][:-1]]:
+        early = [next((e["target_miou"] for e in plan.result(key)["evaluations"] if e["iteration"] == iteration), math.nan)
+                 for _, key in configs]  # fmt: skip
+        by_iteration[iteration] = rho(early)[0]
+    print("  Spearman ρ(evaluation at iteration i, end): " + ", ".join(f"i={i}: {r:.2f}" for i, r in by_iteration.items()))
+    value, count = rho(at_rung)
+    verdicts.add("rungs carry signal", value >= RHO_TARGET,
+                 f"Spearman ρ(rung, end) = {value:.2f} over {count} configurations"
+                 + (" (undefined: fewer than 3, or one side constant)" if math.isnan(value) else "") + f" (target >= {RHO_TARGET})")
+    return {"rung": rung, "configs": listed, "spearman": value, "spearman_by_iteration": by_iteration}
 
 
 def ce_section(plan: Plan, warmups: list[dict[str, Any]], num_classes: int, verdicts: Verdicts) -> dict[str, Any]:
@@ -471,7 +526,11 @@ def ce_section(plan: Plan, warmups: list[dict[str, Any]], num_classes: int, verd
 
 
 def sample_configs(spec: SweepSpec, count: int, seed: int) -> list[dict[str, Any]]:
-    """``count`` parameter sets drawn from the spec's space as a sweep's searcher would, with a RandomSampler."""
+    """``count`` distinct parameter sets drawn from the spec's space as a sweep's searcher would (RandomSampler).
+
+    A repeat (source_only has no λ, so it is drawn again and again) would be one configuration
+    counted twice in the rank correlation: it is drawn past instead.
+    """
     import optuna
 
     from advent_sweep.sweep.searchers import DefineByRun
@@ -479,11 +538,14 @@ def sample_configs(spec: SweepSpec, count: int, seed: int) -> list[dict[str, Any
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
     space, drawn = DefineByRun(spec), []
-    for _ in range(count):
+    for _ in range(100 * count):
         trial = study.ask()
         space(trial)
-        drawn.append(dict(trial.params))
-    return drawn
+        if trial.params not in drawn:
+            drawn.append(dict(trial.params))
+        if len(drawn) == count:
+            return drawn
+    raise ConfigError(f"--rung-configs {count}: the space holds only {len(drawn)} distinct configurations")
 
 
 def main(argv: list[str] | None = None) -> int:
