@@ -245,12 +245,14 @@ def target_bn_miou(trainer: Any, data: Any) -> float:
             norm.momentum = None  # a cumulative average: every target batch counts the same
         with torch.no_grad():
             for images, _ in DataLoader(data.target, batch_size=trainer.config.eval_batch_size):
-                trainer.segmenter(images)  # train mode: statistics of target batches
+                trainer.segmenter(images.to(trainer.device))  # train mode: statistics of target batches
         return trainer.evaluate(data.target_val)["target_miou"]
     finally:
         for norm, (momentum, mean, var, batches) in zip(norms, kept):
             norm.momentum = momentum
-            norm.running_mean.copy_(mean), norm.running_var.copy_(var), norm.num_batches_tracked.copy_(batches)
+            norm.running_mean.copy_(mean)
+            norm.running_var.copy_(var)
+            norm.num_batches_tracked.copy_(batches)
 
 
 # --- the plan: every (config, seed) the sections need, each trained once ---------------------------
