@@ -157,6 +157,10 @@ BAD_SPACES = {
     "warm-up iterations 0": ({"trainer": {**SPACE_TRAINER, "source_warmup": {"iterations": 0, "lr": 1e-2}}},
                              "trainer.source_warmup.iterations: Input should be greater than or equal to 1"),
     "threads searched": ({"space": {"threads": {"type": "int", "low": 1, "high": 2}}}, "space.threads: cannot be searched"),
+    "unknown style option": ({"data": {"synthetic": {"target_style": {"fog": 0.5}}}},
+                             "data.synthetic.target_style.fog: unknown key; allowed: palette, colour_jitter, texture, brightness"),
+    "negative blur": ({"data": {"synthetic": {"target_style": {"blur": -1}}}},
+                      "data.synthetic.target_style.blur: Input should be greater than or equal to 0"),
 }
 
 

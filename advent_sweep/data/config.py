@@ -8,13 +8,41 @@ source-val mIoU, a model-selection score that needs no target labels.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 SourceName = Literal["synthetic", "gta5", "synthia"]
 TargetName = Literal["synthetic", "cityscapes"]
 Size = tuple[int, int]
+Level = Annotated[float, Field(ge=0.0, le=255.0)]  # a colour channel or a std, on 0–255
+Gain = Annotated[float, Field(gt=0.0)]
+RGB = tuple[Level, Level, Level]
+PerClass = tuple[Level, Level, Level, Level, Level, Level, Level]  # the benchmark's 7 classes, in class order
+
+
+class TargetStyle(BaseModel):
+    """Overrides of the built-in target rendering style (``synthetic.Style``): the benchmark's shift, to calibrate.
+
+    Every field left out keeps the built-in target value; the source style never changes, so
+    a source-only model is the same under any target style.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    palette: tuple[RGB, RGB, RGB, RGB, RGB, RGB, RGB] | None = None  # mean colour of each class
+    colour_jitter: PerClass | None = None  # per-image std of each class's colour
+    texture: float | None = Field(None, ge=0.0)  # windows, paving, leaves, sky gradient (0 = flat)
+    brightness: Gain | None = None
+    contrast: float | None = Field(None, ge=0.0)  # around each image's mean; < 1 flattens
+    gamma: Gain | None = None  # > 1 darkens mid-tones
+    tint: tuple[Gain, Gain, Gain] | None = None  # per-channel gain
+    blur: float | None = Field(None, ge=0.0)  # Gaussian sigma in pixels at 64 px height
+    noise: Level | None = None  # std of per-pixel sensor noise
+
+    def overrides(self) -> dict[str, object]:
+        """The fields that were set."""
+        return self.model_dump(exclude_none=True)
 
 
 class SyntheticConfig(BaseModel):
@@ -26,6 +54,7 @@ class SyntheticConfig(BaseModel):
     size: Size = (64, 64)
     num_train: int = Field(200, ge=1)
     num_val: int = Field(50, ge=1)
+    target_style: TargetStyle | None = None  # the built-in target style when left out
 
 
 class DataConfig(BaseModel):

@@ -6,7 +6,8 @@ about class geometry transfers; they differ only in how the scene is rendered
 (:class:`Style`: palette, textures, illumination, tint, blur, noise), so a model
 trained on source colours and textures alone loses much of its accuracy on target —
 the gap that adaptation should partly close. :data:`STYLES` holds every rendering
-parameter in one place, to calibrate that gap.
+parameter in one place; ``data.synthetic.target_style`` overrides the target's from a
+config file, to calibrate that gap.
 
 Same config → byte-identical data: each (domain, split) has its own random stream,
 derived from the seed with NumPy's SeedSequence. All work is vectorised over the
@@ -17,7 +18,7 @@ into Ray's object store; items are converted to float on access.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -226,15 +227,23 @@ class SyntheticScenes(Dataset):
         return self.labels[index].numpy()
 
 
+def domain_style(config: SyntheticConfig, domain: str) -> Style:
+    """How ``domain`` is rendered: its built-in style, with the config's ``target_style`` overrides on target."""
+    if domain == "target" and config.target_style is not None:
+        return replace(STYLES["target"], **config.target_style.overrides())
+    return STYLES[domain]
+
+
 def synthetic_split(config: SyntheticConfig, domain: str, split: str) -> SyntheticScenes:
     """Scenes of one ``domain`` ("source" or "target") and ``split`` ("train" or "val")."""
     stream = np.random.SeedSequence(config.seed, spawn_key=(DOMAINS.index(domain), SPLITS.index(split)))
     rng = np.random.Generator(np.random.PCG64(stream))
     count = config.num_train if split == "train" else config.num_val
+    style = domain_style(config, domain)
     labels, images = [], []
     for start in range(0, count, CHUNK):
         labels.append(sample_layouts(rng, min(CHUNK, count - start), config.size))
-        images.append(render(labels[-1], STYLES[domain], rng))
+        images.append(render(labels[-1], style, rng))
     return SyntheticScenes(
         f"synthetic/{domain}/{split}", torch.from_numpy(np.concatenate(images)), torch.from_numpy(np.concatenate(labels))
     )

@@ -38,7 +38,8 @@ def test_cache_key_ignores_the_adaptation_settings_and_follows_what_shapes_the_w
     same = [warm_config(method="minent", lambda_ent_main=0.1), warm_config(seed=5, lr=1e-3), warm_config(class_prior_mu=0.5)]
     assert all(warmup.warmup_path(c, tmp_path) == path for c in same)
     other = [warm_config(threads=2), warm_config(batch_size_source=3), warm_config(backbone="mobilenet_v3"),
-             warm_config(source_warmup={**WARMUP, "lr": 5e-3}), warm_config(source_warmup={**WARMUP, "iterations": 4})]
+             warm_config(source_warmup={**WARMUP, "lr": 5e-3}), warm_config(source_warmup={**WARMUP, "iterations": 4}),
+             warm_config(data={"synthetic": {"target_style": {"blur": 0.0}}})]  # the oracle's warm-up sees target images
     paths = {warmup.warmup_path(c, tmp_path) for c in other}
     assert len(paths) == len(other) and path not in paths
 

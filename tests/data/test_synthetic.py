@@ -2,6 +2,7 @@
 
 import pickle
 import time
+from dataclasses import fields, replace
 
 import numpy as np
 import pytest
@@ -9,7 +10,8 @@ import torch
 from pydantic import ValidationError
 
 from advent_sweep.data import DataConfig, SyntheticConfig, build_domain_data
-from advent_sweep.data.synthetic import DOMAINS, SPLITS, SYNTHETIC_CLASS_NAMES, synthetic_split
+from advent_sweep.data.config import TargetStyle
+from advent_sweep.data.synthetic import DOMAINS, SPLITS, STYLES, SYNTHETIC_CLASS_NAMES, Style, domain_style, synthetic_split
 
 SMALL = SyntheticConfig(seed=3, num_train=40, num_val=10)
 
@@ -98,3 +100,34 @@ def test_source_val_is_reproducible_held_out_source_scenes():
 def test_source_val_list_is_refused_for_synthetic_data():
     with pytest.raises(ValidationError, match="source_val_list applies to real datasets only"):
         DataConfig(source_val_list="held_out.txt")
+
+
+def test_target_style_overrides_the_target_rendering_only_and_reproducibly():
+    flat = SyntheticConfig(seed=3, num_train=40, num_val=10, target_style={"noise": 0.0})
+    dark = flat.model_copy(update={"target_style": TargetStyle(noise=0.0, brightness=0.4)})
+    plain, flat_splits, dark_splits = every_split(SMALL), every_split(flat), every_split(dark)
+    for split in SPLITS:
+        assert plain["source", split].images.numpy().tobytes() == dark_splits["source", split].images.numpy().tobytes()
+        assert torch.equal(plain["target", split].labels, dark_splits["target", split].labels)
+    assert dark_splits["target", "train"].images.numpy().tobytes() == every_split(dark)["target", "train"].images.numpy().tobytes()
+    # Brightness 0.4 instead of the built-in 0.8, no noise: every pixel halves (contrast keeps the mean; rounding aside).
+    ratio = dark_splits["target", "train"].images.double().mean() / flat_splits["target", "train"].images.double().mean()
+    assert ratio.item() == pytest.approx(0.5, abs=0.005)
+
+
+def test_target_style_keeps_every_builtin_value_it_does_not_name():
+    config = SyntheticConfig(target_style={"blur": 0.0, "tint": [1, 1, 1]})
+    assert domain_style(config, "target") == replace(STYLES["target"], blur=0.0, tint=(1.0, 1.0, 1.0))
+    assert domain_style(config, "source") is STYLES["source"] and domain_style(SyntheticConfig(), "target") is STYLES["target"]
+    assert set(TargetStyle.model_fields) == {field.name for field in fields(Style)}
+
+
+@pytest.mark.parametrize("style, named", [
+    ({"fog": 0.5}, "fog"),
+    ({"palette": [[0, 0, 0]] * 6}, "palette"),  # one colour per class: 7
+    ({"tint": [1.0, 0.0, 1.0]}, "tint.1"),
+    ({"noise": 300}, "noise"),
+])
+def test_bad_target_style_names_the_field(style, named):
+    with pytest.raises(ValidationError, match=rf"target_style\.{named}"):
+        DataConfig.model_validate({"synthetic": {"target_style": style}})

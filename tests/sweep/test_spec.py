@@ -209,7 +209,7 @@ def test_unknown_key_in_space_param_and_searcher_and_data():
     values = spec_values(searcher={"sampler": "tpe", "sed": 1}, data={"synthetic": {"sise": [8, 8]}})
     values["space"]["lambda_adv_main"]["lowest"] = 0.1
     assert problems(values) == [
-        "data.synthetic.sise: unknown key; allowed: seed, size, num_train, num_val",
+        "data.synthetic.sise: unknown key; allowed: seed, size, num_train, num_val, target_style",
         "space.lambda_adv_main.lowest: unknown key; allowed: type, low, high, log, step, when",
         "searcher.sed: unknown key; allowed: sampler, seed, points_to_evaluate, n_startup_trials",
     ]
