@@ -360,7 +360,8 @@ def gap_section(plan: Plan, keys: dict[Run, list[str]], seeds: list[int], verdic
     for run, run_keys in keys.items():
         last = plan.last(run_keys)
         mean, std = mean_std(last)
-        bn_mean = mean_std(plan.last(run_keys, "last_target_bn"))[0]
+        last_bn = plan.last(run_keys, "last_target_bn")
+        bn_mean = mean_std(last_bn)[0]
         s_it = statistics.fmean(plan.result(k)["s_per_it"] for k in run_keys)
         compared = run not in (base, parse_run("oracle"))
         rows.append([run.label, *map(_fmt, last), _fmt(mean), _fmt(std),
@@ -368,7 +369,7 @@ def gap_section(plan: Plan, keys: dict[Run, list[str]], seeds: list[int], verdic
                      _fmt(bn_mean), _fmt(bn_mean - base_bn, sign=True) if compared else "", f"{s_it:.3f}"])  # fmt: skip
         summary["runs"][run.label] = {"last": last, "mean": mean, "std": std, "gain": mean - base_mean,
                                       "pct_oracle": percent(mean, oracle_mean), "s_per_it": s_it,
-                                      "last_target_bn": plan.last(run_keys, "last_target_bn"), "target_bn_mean": bn_mean,
+                                      "last_target_bn": last_bn, "target_bn_mean": bn_mean,
                                       "target_bn_gain": bn_mean - base_bn}  # fmt: skip
     print_table("a. Noise floor and gap", "target mIoU at the end of training, per training seed (same data); "
                 "target BN: the mean with BN statistics re-estimated on target train, and its Δ vs source-only there "
@@ -463,11 +464,15 @@ def rung_section(plan: Plan, configs: list[tuple[dict[str, Any], str]], rung: in
     """d. Spearman ρ between target mIoU at the first ASHA rung and at the end, over sampled configurations."""
     from scipy.stats import spearmanr
 
+    def miou_at(key: str, iteration: int) -> float:
+        """Target mIoU of the first evaluation at or after ``iteration`` (NaN if the run never got there)."""
+        return next((e["target_miou"] for e in plan.result(key)["evaluations"] if e["iteration"] >= iteration), math.nan)
+
     rows = [["#", "params", f"at rung (it {rung})", "end"]]
     at_rung, at_end, listed = [], [], []
     for i, (params, key) in enumerate(configs, 1):
         result = plan.result(key)
-        early = next((e["target_miou"] for e in result["evaluations"] if e["iteration"] >= rung), math.nan)
+        early = miou_at(key, rung)
         at_rung.append(early)
         at_end.append(result["last"])
         text = " ".join(f"{SHORT.get(k, k)}={_number(v)}" for k, v in params.items())
@@ -483,9 +488,7 @@ def rung_section(plan: Plan, configs: list[tuple[dict[str, Any], str]], rung: in
 
     by_iteration: dict[int, float] = {}  # ρ(evaluation at it, end) for every evaluation before the end: where a rung could go
     for iteration in [e["iteration"] for e in plan.result(configs[0][1])["evaluations"][:-1]]:
-        early = [next((e["target_miou"] for e in plan.result(key)["evaluations"] if e["iteration"] == iteration), math.nan)
-                 for _, key in configs]  # fmt: skip
-        by_iteration[iteration] = rho(early)[0]
+        by_iteration[iteration] = rho([miou_at(key, iteration) for _, key in configs])[0]
     print("  Spearman ρ(evaluation at iteration i, end): " + ", ".join(f"i={i}: {r:.2f}" for i, r in by_iteration.items()))
     value, count = rho(at_rung)
     verdicts.add("rungs carry signal", value >= RHO_TARGET,

@@ -40,10 +40,6 @@ class TargetStyle(BaseModel):
     blur: float | None = Field(None, ge=0.0)  # Gaussian sigma in pixels at 64 px height
     noise: Level | None = None  # std of per-pixel sensor noise
 
-    def overrides(self) -> dict[str, object]:
-        """The fields that were set."""
-        return self.model_dump(exclude_none=True)
-
 
 class SyntheticConfig(BaseModel):
     """The embedded benchmark: procedural street scenes in a source and a shifted target style."""

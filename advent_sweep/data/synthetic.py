@@ -230,7 +230,7 @@ class SyntheticScenes(Dataset):
 def domain_style(config: SyntheticConfig, domain: str) -> Style:
     """How ``domain`` is rendered: its built-in style, with the config's ``target_style`` overrides on target."""
     if domain == "target" and config.target_style is not None:
-        return replace(STYLES["target"], **config.target_style.overrides())
+        return replace(STYLES["target"], **config.target_style.model_dump(exclude_none=True))
     return STYLES[domain]
 
 
