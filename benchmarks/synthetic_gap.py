@@ -295,6 +295,57 @@ class Plan:
         return [self.result(k)[field] for k in keys]
 
 
+def train_jobs(jobs: list[Job], domain: Any, cache_dir: str, processes: int) -> tuple[dict[str, dict[str, Any]], float]:
+    """Train every job, ``processes`` at a time, each result into its job; the source warm-ups and their wall time.
+
+    Each distinct warm-up (the oracle's on target labels apart) is trained here first, once, so that no two
+    workers train the same one; the workers then read it from ``cache_dir``.
+    """
+    from advent_sweep.advent.warmup import load_or_train_warmup, warmup_path
+
+    started = time.perf_counter()
+    warmups: dict[str, dict[str, Any]] = {}  # one per distinct warm-up: one unless the space searches a setting it inherits
+    for job in jobs:
+        config = TrainConfig.model_validate(job.config)
+        if config.source_warmup and job.oracle:  # not a source CE curve: kept out of the records
+            load_or_train_warmup(config, oracle_data(domain), oracle_cache(cache_dir))
+        elif config.source_warmup and warmup_path(config, cache_dir) not in warmups:
+            record = load_or_train_warmup(config, domain, cache_dir)
+            record.pop("segmenter")
+            warmups[warmup_path(config, cache_dir)] = record
+            done = "read from the cache" if record["reused"] else f"trained in {record['seconds']:.0f} s"
+            print(f"source warm-up ({config.source_warmup}): {done}; {warmup_path(config, cache_dir)}", flush=True)
+
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(processes, mp_context=context) as pool:
+        futures = {pool.submit(train_one, job.config, job.oracle, cache_dir): job for job in jobs}
+        for future in as_completed(futures):
+            job = futures[future]
+            job.result = result = future.result()
+            evals = " ".join(_fmt(e["target_miou"]) for e in result["evaluations"])
+            print(f"  [{time.perf_counter() - started:6.0f} s] {job.label} seed {job.seed}: last {_fmt(result['last'])} "
+                  f"(target BN {_fmt(result['last_target_bn'])}; {result['s_per_it']:.3f} s/it, {result['wall_s']:.0f} s; "
+                  f"evals {evals})" + (f" DIVERGED at {result['diverged_at']}" if result["diverged_at"] is not None else ""),
+                  flush=True)  # fmt: skip
+    return warmups, time.perf_counter() - started
+
+
+def environment() -> str:
+    """What the figures depend on besides the code: a rerun matches them exactly only with the same software and CPU
+    type (torch picks its CPU kernels, and so the float summation order, by the CPU's instruction set)."""
+    import platform
+
+    import numpy
+    import scipy
+    import torch
+
+    cpuinfo = Path("/proc/cpuinfo")
+    models = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")] if cpuinfo.exists() else []
+    cpu = models[0] if models else platform.machine()
+    return (f"torch {torch.__version__} (CPU kernels: {torch.backends.cpu.get_cpu_capability()}), numpy {numpy.__version__}, "
+            f"scipy {scipy.__version__}, Python {platform.python_version()}, {cpu}")  # fmt: skip
+
+
 # --- statistics and printing ----------------------------------------------------------------------
 
 
@@ -617,40 +668,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
 
-    from advent_sweep.advent.warmup import load_or_train_warmup, warmup_path
-
     jobs = sorted(plan.jobs.values(), key=lambda job: COST.get(job.config["method"], 0))
     shown = {k: trainer[k] for k in ("backbone", "lr", "iterations", "eval_interval", "batch_size_source", "batch_size_target", "source_warmup") if k in trainer}
     synthetic = data["synthetic"]
     print(f"synthetic gap: {args.spec.name} trainer {shown}, data {synthetic['size']} {synthetic['num_train']} train / "
           f"{synthetic['num_val']} val (data seed {synthetic['seed']}), training seeds {args.seeds}; "
-          f"{len(jobs)} runs on {args.jobs} processes × {args.threads} thread(s)", flush=True)  # fmt: skip
-
-    started = time.perf_counter()
+          f"{len(jobs)} runs on {args.jobs} processes × {args.threads} thread(s)\n{environment()}", flush=True)  # fmt: skip
     domain = _domain_data(data)
-    warmups: dict[str, dict[str, Any]] = {}  # one per distinct warm-up: one unless the space searches a setting it inherits
-    for job in jobs:
-        config = TrainConfig.model_validate(job.config)
-        if config.source_warmup and job.oracle:  # trained once here too, on target labels, and not a source CE curve
-            load_or_train_warmup(config, oracle_data(domain), oracle_cache(args.cache_dir))
-        elif config.source_warmup and warmup_path(config, args.cache_dir) not in warmups:
-            record = load_or_train_warmup(config, domain, args.cache_dir)  # once here, so no two workers train it
-            record.pop("segmenter")
-            warmups[warmup_path(config, args.cache_dir)] = record
-            done = "read from the cache" if record["reused"] else f"trained in {record['seconds']:.0f} s"
-            print(f"source warm-up ({config.source_warmup}): {done}; {warmup_path(config, args.cache_dir)}", flush=True)
-
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(args.jobs, mp_context=context) as pool:
-        futures = {pool.submit(train_one, job.config, job.oracle, args.cache_dir): job for job in jobs}
-        for future in as_completed(futures):
-            job = futures[future]
-            job.result = result = future.result()
-            evals = " ".join(_fmt(e["target_miou"]) for e in result["evaluations"])
-            print(f"  [{time.perf_counter() - started:6.0f} s] {job.label} seed {job.seed}: last {_fmt(result['last'])} "
-                  f"({result['s_per_it']:.3f} s/it, {result['wall_s']:.0f} s; evals {evals})"
-                  + (f" DIVERGED at {result['diverged_at']}" if result["diverged_at"] is not None else ""), flush=True)  # fmt: skip
-    total = time.perf_counter() - started
+    warmups, total = train_jobs(jobs, domain, args.cache_dir, args.jobs)
 
     verdicts = Verdicts()
     base_keys = gap_keys[parse_run("source_only")]
@@ -669,7 +694,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\ntargets: {'all met' if all_met else 'missed: ' + ', '.join(missed)}")
     print(f"benchmark wall time: {total:.0f} s ({total / 60:.1f} min), {len(jobs)} runs")
     if args.json:
-        summary = {"spec": str(args.spec), "trainer": base.model_dump(mode="json", exclude={"data"}), "data": data, "seeds": args.seeds, "cache_dir": args.cache_dir,
+        summary = {"spec": str(args.spec), "trainer": base.model_dump(mode="json", exclude={"data"}), "data": data, "seeds": args.seeds, "cache_dir": args.cache_dir, "environment": environment(),
                    "sections": sections, "verdicts": verdicts.outcomes, "all_met": all_met, "wall_s": total,
                    "warmups": list(warmups.values()),
                    "runs": [dataclasses.asdict(job) for job in jobs]}  # fmt: skip
