@@ -113,7 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     lambdas = {text: row for text, row in summary.items() if text.startswith("minent")}
     best = max(lambdas, key=lambda text: -math.inf if math.isnan(lambdas[text]["mean"]) else lambdas[text]["mean"])
     best_value, values = parse_run(best).params[0][1], [parse_run(t).params[0][1] for t in lambdas]
-    where = "inside the grid" if min(values) < best_value < max(values) else "an end of the grid"
+    ends = max(row["mean"] for text, row in lambdas.items() if parse_run(text).params[0][1] in (min(values), max(values)))
+    where = (f"inside the grid, {_fmt(lambdas[best]['mean'] - ends, sign=True)} over the better end"
+             if min(values) < best_value < max(values) else "an end of the grid")  # fmt: skip
     print(f"\nbest λ_ent officially: {_number(best_value)} ({where}), {_fmt(lambdas[best]['mean'])}")
     if not args.no_oracle:
         oracle = summary["oracle"]["target_bn_mean"]

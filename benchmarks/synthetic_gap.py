@@ -22,7 +22,9 @@ a. Noise floor and gap (source_only, oracle, advent λ_adv 1e-3, minent λ_ent 1
    of the paper's defaults gains >= 5 points over source-only.
 b. λ range (minent over the space's λ_ent range, advent over its λ_adv range,
    ``--grid-points`` log-spaced values): best − worst mean >= 5 × the noise floor, with the
-   optimum inside each grid; the per-class IoU at the largest λ_ent shows how it degrades.
+   optimum inside each grid, above the better end by more than the standard error of a
+   difference of two means (noise floor × √(2 / seeds)); the per-class IoU at the largest λ_ent
+   shows how it degrades.
 c. μ at that too-large λ_ent: minent with class_prior_mu in ``--mu`` next to μ = 0.
 d. Rung correlation: ``--rung-configs`` configurations drawn from the space (Optuna
    RandomSampler), trained to the end on the first seed: Spearman ρ between target mIoU at
@@ -35,8 +37,12 @@ Every run is also scored with its BN statistics re-estimated on the target train
 from the losses; one that does not came from target batches moving the running statistics
 that the official evaluation uses.
 
+The header names the software and CPU the figures come from: a rerun matches them exactly only
+with the same (see :func:`environment`). ``lambda_probe.py`` screens one lever against λ_ent in
+minutes, with the training and scoring here.
+
 Exit status 1 with ``--check`` when a target is missed. Time on this 2-core machine
-(``--jobs 2 --threads 1``): default, 52 runs, 22.0 min (the README's table); ``--quick``
+(``--jobs 2 --threads 1``): default, 52 runs, 18.0 min (the README's table); ``--quick``
 (3-point grids, no μ section), 35 runs, not timed yet.
 
     python benchmarks/synthetic_gap.py --json gap.json
@@ -477,8 +483,11 @@ def lambda_section(plan: Plan, grids: dict[str, list[tuple[float, Run, list[str]
     for param, grid in grids.items():
         means = summary["grids"][param]["means"]
         top = max(range(len(means)), key=lambda i: -math.inf if math.isnan(means[i]) else means[i])
-        verdicts.add(f"interior optimum of {param}", 0 < top < len(means) - 1,
-                     f"argmax {grid[top][1].label} ({top + 1} of {len(means)})")
+        margin = means[top] - max(means[0], means[-1])  # over the better end: a tie with an end is no optimum
+        needed = floor * math.sqrt(2 / len(seeds))  # the standard error of a difference of two means over the seeds
+        verdicts.add(f"interior optimum of {param}", 0 < top < len(means) - 1 and margin > needed,
+                     f"argmax {grid[top][1].label} ({top + 1} of {len(means)}), {_fmt(margin, sign=True)} over the better "
+                     f"end (target > noise floor × √(2 / seeds) = {needed:.1f})")  # fmt: skip
         summary["grids"][param]["argmax"] = grid[top][0]
 
     if "lambda_ent_main" in grids:
