@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ import yaml
 
 from synthetic_gap import (
     COST, DEFAULT_CACHE, QUICKSTART, Plan, _domain_data, _fmt, _number, mean_std, parse_run,
-    environment, parse_setting, percent, print_table, train_jobs,
+    environment, interior_margin, parse_setting, percent, print_table, train_jobs,
 )  # fmt: skip
 from advent_sweep.errors import ConfigError
 from advent_sweep.sweep.spec import SweepSpec
@@ -102,21 +101,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
 
+    env = environment()
     jobs = sorted(plan.jobs.values(), key=lambda job: COST.get(job.config["method"], 0))
     print(f"λ_ent probe: {args.spec.name}, trainer overrides {dict(args.settings) or 'none'}, data.synthetic "
           f"overrides {dict(args.data_settings) or 'none'}, target_style {synthetic['target_style'] or 'default'}; "
-          f"seeds {args.seeds}; {len(jobs)} runs on {args.jobs} processes × {args.threads} thread(s)\n{environment()}",
+          f"seeds {args.seeds}; {len(jobs)} runs on {args.jobs} processes × {args.threads} thread(s)\n{env}",
           flush=True)  # fmt: skip
     _, total = train_jobs(jobs, _domain_data(data), args.cache_dir, args.jobs)
 
     summary = probe_table(plan, keys, args.seeds)
-    lambdas = {text: row for text, row in summary.items() if text.startswith("minent")}
-    best = max(lambdas, key=lambda text: -math.inf if math.isnan(lambdas[text]["mean"]) else lambdas[text]["mean"])
-    best_value, values = parse_run(best).params[0][1], [parse_run(t).params[0][1] for t in lambdas]
-    ends = max(row["mean"] for text, row in lambdas.items() if parse_run(text).params[0][1] in (min(values), max(values)))
-    where = (f"inside the grid, {_fmt(lambdas[best]['mean'] - ends, sign=True)} over the better end"
-             if min(values) < best_value < max(values) else "an end of the grid")  # fmt: skip
-    print(f"\nbest λ_ent officially: {_number(best_value)} ({where}), {_fmt(lambdas[best]['mean'])}")
+    grid = [(parse_run(text).params[0][1], row["mean"]) for text, row in summary.items() if text.startswith("minent")]
+    top, margin = interior_margin([mean for _, mean in grid])  # the runs are in λ_ent order
+    best_value, best_mean = grid[top]
+    where = f"inside the grid, {_fmt(margin, sign=True)} over the better end" if 0 < top < len(grid) - 1 else "an end of the grid"
+    print(f"\nbest λ_ent officially: {_number(best_value)} ({where}), {_fmt(best_mean)}")
     if not args.no_oracle:
         oracle = summary["oracle"]["target_bn_mean"]
         print(f"room after target BN statistics: source-only {_fmt(summary['source_only']['target_bn_mean'])}, "
@@ -125,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"probe wall time: {total:.0f} s, {len(jobs)} runs")
     if args.json:
         config = plan.jobs[keys[f"minent:lambda_ent_main={PAPER_LAMBDA_ENT}"][0]].config  # validated, data included
-        args.json.write_text(json.dumps({"spec": str(args.spec), "environment": environment(), "config": config, "seeds": args.seeds, "runs": summary,
+        args.json.write_text(json.dumps({"spec": str(args.spec), "environment": env, "config": config, "seeds": args.seeds, "runs": summary,
                                          "best_lambda_ent": best_value, "wall_s": total}, indent=1))  # fmt: skip
     return 0
 

@@ -369,6 +369,13 @@ def class_iou(plan: Plan, keys: list[str], class_names: tuple[str, ...]) -> list
     return [statistics.fmean(v) if v else math.nan for v in values]
 
 
+def interior_margin(means: list[float]) -> tuple[int, float]:
+    """The index of the best mean along a λ grid (NaN, a diverged run, never best) and its margin over the better
+    end of the grid: a tie with an end is no interior optimum."""
+    top = max(range(len(means)), key=lambda i: -math.inf if math.isnan(means[i]) else means[i])
+    return top, means[top] - max(means[0], means[-1])
+
+
 def percent(part: float, whole: float) -> float:
     """``part`` as % of ``whole``; NaN for a whole of 0 (an oracle that learnt nothing)."""
     return 100 * part / whole if whole else math.nan
@@ -482,8 +489,7 @@ def lambda_section(plan: Plan, grids: dict[str, list[tuple[float, Run, list[str]
         summary.update(best=best_label, worst=worst_label, spread=spread)
     for param, grid in grids.items():
         means = summary["grids"][param]["means"]
-        top = max(range(len(means)), key=lambda i: -math.inf if math.isnan(means[i]) else means[i])
-        margin = means[top] - max(means[0], means[-1])  # over the better end: a tie with an end is no optimum
+        top, margin = interior_margin(means)
         needed = floor * math.sqrt(2 / len(seeds))  # the standard error of a difference of two means over the seeds
         verdicts.add(f"interior optimum of {param}", 0 < top < len(means) - 1 and margin > needed,
                      f"argmax {grid[top][1].label} ({top + 1} of {len(means)}), {_fmt(margin, sign=True)} over the better "
@@ -677,12 +683,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
 
+    env = environment()
     jobs = sorted(plan.jobs.values(), key=lambda job: COST.get(job.config["method"], 0))
     shown = {k: trainer[k] for k in ("backbone", "lr", "iterations", "eval_interval", "batch_size_source", "batch_size_target", "source_warmup") if k in trainer}
     synthetic = data["synthetic"]
     print(f"synthetic gap: {args.spec.name} trainer {shown}, data {synthetic['size']} {synthetic['num_train']} train / "
           f"{synthetic['num_val']} val (data seed {synthetic['seed']}), training seeds {args.seeds}; "
-          f"{len(jobs)} runs on {args.jobs} processes × {args.threads} thread(s)\n{environment()}", flush=True)  # fmt: skip
+          f"{len(jobs)} runs on {args.jobs} processes × {args.threads} thread(s)\n{env}", flush=True)  # fmt: skip
     domain = _domain_data(data)
     warmups, total = train_jobs(jobs, domain, args.cache_dir, args.jobs)
 
@@ -703,7 +710,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\ntargets: {'all met' if all_met else 'missed: ' + ', '.join(missed)}")
     print(f"benchmark wall time: {total:.0f} s ({total / 60:.1f} min), {len(jobs)} runs")
     if args.json:
-        summary = {"spec": str(args.spec), "trainer": base.model_dump(mode="json", exclude={"data"}), "data": data, "seeds": args.seeds, "cache_dir": args.cache_dir, "environment": environment(),
+        summary = {"spec": str(args.spec), "trainer": base.model_dump(mode="json", exclude={"data"}), "data": data, "seeds": args.seeds, "cache_dir": args.cache_dir, "environment": env,
                    "sections": sections, "verdicts": verdicts.outcomes, "all_met": all_met, "wall_s": total,
                    "warmups": list(warmups.values()),
                    "runs": [dataclasses.asdict(job) for job in jobs]}  # fmt: skip
