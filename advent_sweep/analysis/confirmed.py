@@ -59,7 +59,7 @@ def summarise_confirm(results: SweepResults, plan: dict[str, Any]) -> ConfirmSum
     metric, mode, rule = plan["metric"], plan["mode"], plan["rule"]
     runs = select_best(results, metric, mode, rule)
     runs = runs.assign(candidate=runs["trial_id"].map(candidate_of(results, plan)))
-    rows = []
+    rows, varying = [], _varying(plan)
     for index, candidate in enumerate(plan["candidates"]):
         values = runs.loc[runs["candidate"] == index, metric]
         mean = values.mean()
@@ -68,7 +68,7 @@ def summarise_confirm(results: SweepResults, plan: dict[str, Any]) -> ConfirmSum
             "reported_iteration": candidate["iteration"], "seeds": int(values.count()), "mean": mean, "std": values.std(),
             "interval_95": interval_95(values), "optimism": candidate["reported"] - mean if mode == "max" else mean - candidate["reported"],
             **{f"seed_{seed}": _value_for_seed(runs, index, seed, metric) for seed in plan["seeds"]},
-            **{f"config.{k}": v for k, v in candidate["config"].items() if k in _varying(plan)},
+            **{f"config.{k}": _shown(candidate, k) for k in varying},
         })
     return ConfirmSummary(pd.DataFrame(rows), _rules(results), metric, rule)
 
@@ -78,9 +78,19 @@ def _value_for_seed(runs: pd.DataFrame, candidate: int, seed: int, metric: str) 
     return float(chosen.iloc[0]) if len(chosen) else math.nan
 
 
-def _varying(plan: dict[str, Any]) -> set[str]:
-    configs = [c["config"] for c in plan["candidates"]]
-    return {k for k in configs[0] if k != "seed" and len({json.dumps(c.get(k), sort_keys=True) for c in configs}) > 1}
+def _shown(candidate: dict[str, Any], name: str) -> Any:
+    """What the candidate searched (None for a parameter it did not sample), else its config value."""
+    return candidate["searched"][name] if "searched" in candidate else candidate["config"].get(name)
+
+
+def _varying(plan: dict[str, Any]) -> list[str]:
+    """The searched parameters (else config fields) that differ between candidates, in the space's order.
+
+    A plan from before ``searched`` was recorded compares whole configs, where an unsampled λ reads as its default.
+    """
+    candidates = plan["candidates"]
+    names = list(candidates[0]["searched"]) if all("searched" in c for c in candidates) else list(candidates[0]["config"])
+    return [k for k in names if k != "seed" and len({json.dumps(_shown(c, k), sort_keys=True) for c in candidates}) > 1]
 
 
 def _rules(results: SweepResults) -> pd.DataFrame:
