@@ -42,7 +42,7 @@ with the same (see :func:`environment`). ``lambda_probe.py`` screens one lever a
 minutes, with the training and scoring here.
 
 Exit status 1 with ``--check`` when a target is missed. Time on this 2-core machine
-(``--jobs 2 --threads 1``): default, 52 runs, 18.0 min (the README's table); ``--quick``
+(``--jobs 2 --threads 1``): default, 52 runs, 19.5 min (the README's table); ``--quick``
 (3-point grids, no μ section), 35 runs, not timed yet.
 
     python benchmarks/synthetic_gap.py --json gap.json

@@ -86,6 +86,7 @@ def test_quickstart_numbers():
     assert spec.searcher.points_to_evaluate[:2] == [{"method": "source_only"}, {"method": "advent", "lambda_adv_main": 1e-3}]
     assert spec.base_config.source_warmup.model_dump() == {"iterations": 240, "lr": 5e-3, "seed": 0}
     assert spec.base_config.bn_momentum == 0.01 and spec.train_config({}).threads == 1
+    assert spec.base_config.lr == 2.5e-4  # the paper's: at 2.5e-3 source-only spread over seeds with std 1.7
 
 
 def test_backbones_space_starts_each_backbone_from_its_own_weights():
