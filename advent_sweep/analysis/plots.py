@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 
 from advent_sweep.analysis.ablation import METHOD_NAMES
 from advent_sweep.analysis.label_free import correlations, validator_reports
@@ -105,6 +106,8 @@ def validator_scatter(results: SweepResults, validator: str, path: Path) -> Path
     ax.set(xlabel=f"{validator} ({better} is better)", ylabel=ACCURACY,
            title=f"{len(ranked)} reports: Spearman {rho:.2f}, weighted {weighted:.2f}")
     ax.grid(alpha=0.3)
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=5))  # BNM's values (~3e-3) would print as overlapping decimals
+    ax.ticklabel_format(axis="x", style="sci", scilimits=(-2, 4))
     ax.legend(handles=[*_method_handles(), Line2D([], [], marker="o", markersize=10, markerfacecolor="none", markeredgecolor="black",
                                                   linestyle="none", label="validator's pick")], fontsize="x-small")
     figure.savefig(path, dpi=100)
