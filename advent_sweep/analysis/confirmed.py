@@ -58,8 +58,10 @@ def summarise_confirm(results: SweepResults, plan: dict[str, Any]) -> ConfirmSum
     optimism (reported minus mean); each seed run scored as the sweep chose (the plan's rule on its metric)."""
     metric, mode, rule = plan["metric"], plan["mode"], plan["rule"]
     runs = select_best(results, metric, mode, rule)
-    runs = runs.assign(candidate=runs["trial_id"].map(candidate_of(results, plan)))
-    rows, varying = [], _varying(plan)
+    candidates = candidate_of(results, plan)
+    runs = runs.assign(candidate=runs["trial_id"].map(candidates))
+    searched = _searched(results, candidates)
+    rows = []
     for index, candidate in enumerate(plan["candidates"]):
         values = runs.loc[runs["candidate"] == index, metric]
         mean = values.mean()
@@ -68,7 +70,7 @@ def summarise_confirm(results: SweepResults, plan: dict[str, Any]) -> ConfirmSum
             "reported_iteration": candidate["iteration"], "seeds": int(values.count()), "mean": mean, "std": values.std(),
             "interval_95": interval_95(values), "optimism": candidate["reported"] - mean if mode == "max" else mean - candidate["reported"],
             **{f"seed_{seed}": _value_for_seed(runs, index, seed, metric) for seed in plan["seeds"]},
-            **{f"config.{k}": _shown(candidate, k) for k in varying},
+            **(searched.loc[index].to_dict() if index in searched.index else {}),
         })
     return ConfirmSummary(pd.DataFrame(rows), _rules(results), metric, rule)
 
@@ -78,19 +80,18 @@ def _value_for_seed(runs: pd.DataFrame, candidate: int, seed: int, metric: str) 
     return float(chosen.iloc[0]) if len(chosen) else math.nan
 
 
-def _shown(candidate: dict[str, Any], name: str) -> Any:
-    """What the candidate searched (None for a parameter it did not sample), else its config value."""
-    return candidate["searched"][name] if "searched" in candidate else candidate["config"].get(name)
+def _searched(results: SweepResults, candidates: pd.Series) -> pd.DataFrame:
+    """Per candidate, the searched parameters that differ between candidates, as its confirm runs read them.
 
-
-def _varying(plan: dict[str, Any]) -> list[str]:
-    """The searched parameters (else config fields) that differ between candidates, in the space's order.
-
-    A plan from before ``searched`` was recorded compares whole configs, where an unsampled λ reads as its default.
+    The confirm folder carries the sweep's space, so ``load_results`` has already blanked a parameter a
+    candidate never sampled (an AdvEnt candidate's λ_ent): the table shows it empty, not as its default.
     """
-    candidates = plan["candidates"]
-    names = list(candidates[0]["searched"]) if all("searched" in c for c in candidates) else list(candidates[0]["config"])
-    return [k for k in names if k != "seed" and len({json.dumps(_shown(c, k), sort_keys=True) for c in candidates}) > 1]
+    space = [f"config.{name}" for spec in results.sweeps.values() for name in spec.get("spec", {}).get("space", {})]
+    columns = [c for c in dict.fromkeys(space) if c in results.trials.columns]
+    trials = results.trials.assign(candidate=results.trials["trial_id"].map(candidates))
+    values = trials.dropna(subset=["candidate"]).groupby("candidate")[columns].first()
+    values.index = values.index.astype(int)
+    return values[[c for c in columns if values[c].nunique(dropna=False) > 1]]
 
 
 def _rules(results: SweepResults) -> pd.DataFrame:

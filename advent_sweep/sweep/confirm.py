@@ -16,7 +16,6 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-import pandas as pd
 import pyarrow.fs as pafs
 
 from advent_sweep.advent.config import TrainConfig
@@ -55,22 +54,11 @@ def plan_confirm(sweep: str, top: int, seeds: int, rule: str) -> dict[str, Any]:
     metric, mode = results.resolve(None, None)
     ranked = select_best(results, metric, mode, rule).head(top)
     listed = results.trials.set_index("trial_id")
-    space = [name for spec in results.sweeps.values() for name in spec.get("spec", {}).get("space", {})]
     candidates = [{"trial_id": row["trial_id"], "reported": float(row[metric]), "iteration": int(row["iteration"]),
-                   "config": json.loads(listed.loc[row["trial_id"], "config_json"]),
-                   "searched": {name: _plain(listed.loc[row["trial_id"], f"config.{name}"]) for name in space
-                                if f"config.{name}" in listed.columns}}
-                  for row in ranked.to_dict("records")]
+                   "config": json.loads(listed.loc[row["trial_id"], "config_json"])} for row in ranked.to_dict("records")]
     first = max(candidate["config"]["seed"] for candidate in candidates) + 1
     return {"sweep": next(iter(results.sweeps)), "metric": metric, "mode": mode, "rule": rule,
             "seeds": list(range(first, first + seeds)), "candidates": candidates}
-
-
-def _plain(value: Any) -> Any:
-    """A trials-table cell as JSON: None where the trial did not sample the parameter (its ``when`` unmet)."""
-    if not isinstance(value, (list, dict)) and pd.isna(value):
-        return None
-    return value.item() if hasattr(value, "item") else value
 
 
 def confirm(sweep: str, top: int = 3, seeds: int = 3, rule: str = "best", address: str | None = None,

@@ -146,30 +146,32 @@ def test_the_summary_shows_what_each_candidate_searched_not_the_default_of_an_un
     from advent_sweep.sweep.confirm import plan_confirm
     from tests.analysis.conftest import FakeTrial, fake_trials, write_sweep
 
-    folder = write_sweep(tmp_path, "fake", fake_trials())
-    spec = json.loads((folder / "sweep.json").read_text())
-    spec["spec"]["space"] = {
+    space = {
         "method": {"type": "categorical", "choices": ["source_only", "minent", "advent", "advent_minent"]},
         "lambda_ent_main": {"type": "float", "low": 1e-5, "high": 1e-2, "log": True, "when": {"method": ["minent", "advent_minent"]}},
         "lambda_adv_main": {"type": "float", "low": 1e-5, "high": 1e-2, "log": True, "when": {"method": ["advent", "advent_minent"]}},
     }
-    (folder / "sweep.json").write_text(json.dumps(spec))
+
+    def with_space(folder: Path) -> Path:  # as launch and confirm write sweep.json: the sweep's spec, its space included
+        spec = json.loads((folder / "sweep.json").read_text())
+        (folder / "sweep.json").write_text(json.dumps({**spec, "spec": {**spec["spec"], "space": space}}))
+        return folder
+
+    folder = with_space(write_sweep(tmp_path, "fake", fake_trials()))
     plan = json.loads(json.dumps(plan_confirm(str(folder), top=17, seeds=1, rule="best")))  # as plan.json holds it
     assert plan["seeds"] == [2] and len(plan["candidates"]) == 17
-    for candidate in plan["candidates"]:
-        config, searched = candidate["config"], candidate["searched"]
-        assert searched["method"] == config["method"]
-        ent, adv = config["method"] in ("minent", "advent_minent"), config["method"] in ("advent", "advent_minent")
-        assert searched["lambda_ent_main"] == (config["lambda_ent_main"] if ent else None)
-        assert searched["lambda_adv_main"] == (config["lambda_adv_main"] if adv else None)
 
     runs = [FakeTrial(f"c{i:02d}", TrainConfig.model_validate({**c["config"], "seed": 2}), (50.0 + i,), (0.3,))
             for i, c in enumerate(plan["candidates"])]
-    confirm_folder = write_sweep(tmp_path / "confirm", "fake", runs)
+    confirm_folder = with_space(write_sweep(tmp_path / "confirm", "fake", runs))
     table = summarise_confirm(load_results(confirm_folder), plan).configurations.set_index("candidate")
     assert [c for c in table.columns if c.startswith("config.")] == ["config.method", "config.lambda_ent_main", "config.lambda_adv_main"]
     for index, candidate in enumerate(plan["candidates"]):
+        config = candidate["config"]
+        ent, adv = config["method"] in ("minent", "advent_minent"), config["method"] in ("advent", "advent_minent")
+        expected = {"method": config["method"], "lambda_ent_main": config["lambda_ent_main"] if ent else None,
+                    "lambda_adv_main": config["lambda_adv_main"] if adv else None}
         assert table.loc[index, "mean"] == 50.0 + index
-        for name in ("method", "lambda_ent_main", "lambda_adv_main"):
-            shown, searched = table.loc[index, f"config.{name}"], candidate["searched"][name]
-            assert (pd.isna(shown) and searched is None) or shown == searched, (index, name)
+        for name, value in expected.items():
+            shown = table.loc[index, f"config.{name}"]
+            assert (pd.isna(shown) and value is None) or shown == value, (index, name)
