@@ -13,6 +13,7 @@ import pytest
 import torch
 import yaml
 
+from advent_sweep.advent.checkpoints import load_state
 from advent_sweep.advent.config import TrainConfig
 from advent_sweep.advent.run import prepare_output
 from advent_sweep.cli import main
@@ -60,7 +61,7 @@ def test_missing_config_file_exits_2(tmp_path, capsys):
 
 
 def segmenter_weights(run: Path) -> dict[str, torch.Tensor]:
-    return torch.load(run / "checkpoint.pt", weights_only=False)["segmenter"]
+    return load_state(run / "checkpoint.pt")["segmenter"]
 
 
 @pytest.mark.slow

@@ -139,3 +139,25 @@ def test_data_from_a_config_scores_the_checkpoints_on_other_images(checkpoints, 
     code, _ = run([str(checkpoints["road"]), "--data", str(config), "-o", str(tmp_path / "other.json")], capsys)
     assert code == 0
     assert json.loads((tmp_path / "other.json").read_text())["images"] == 3
+
+
+class _RunsCode:
+    """Pickles to a call of ``Path.touch``: opening the file with a plain pickle load would create ``marker``."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return Path.touch, (self.marker,)
+
+
+def test_a_checkpoint_whose_pickle_runs_code_is_refused_and_nothing_runs(checkpoints, tmp_path, capsys):
+    marker, hostile, output = tmp_path / "ran", tmp_path / "hostile.pt", tmp_path / "scores.json"
+    state = torch.load(checkpoints["road"], weights_only=False)  # our own file: trusted here
+    torch.save({**state, "payload": _RunsCode(marker)}, hostile)
+    code, out = run([str(hostile), "-o", str(output)], capsys)
+    assert code == 2
+    assert f"{hostile}: refused, its pickle would run code when opened" in out and "Traceback" not in out
+    assert not marker.exists() and not output.exists()
+    torch.load(hostile, weights_only=False)  # the same file opened unsafely does run the code: the test can fail
+    assert marker.exists()

@@ -8,11 +8,14 @@ snapshots; this does both for any run's or trial's checkpoint, local or s3:// / 
 from __future__ import annotations
 
 import io
+import os
+import pickle
 import posixpath
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
+import numpy as np
 import pyarrow.fs as pafs
 import torch
 from pydantic import ValidationError
@@ -29,7 +32,18 @@ from advent_sweep.model.deeplabv2 import DeepLabV2, build_segmenter
 from advent_sweep.storage import filesystem_and_path
 
 CHECKPOINT_NAMES = ("checkpoint.pt", "trainer.pt")  # in a run folder (advent-sweep train), in a sweep trial's checkpoint
-SPLITS = ("val", "train")  # of the target: val is what the paper scores; train holds labels training never read
+SPLITS = ("val", "train")
+# The only non-tensor classes a trainer state holds: numpy's RNG state (np.random.get_state(), a uint32 array).
+STATE_GLOBALS = [np._core.multiarray._reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32))]  # of the target: val is what the paper scores; train holds labels training never read
+
+
+def load_state(source: str | os.PathLike[str] | IO[bytes]) -> Any:
+    """``torch.load`` that runs no code from the file: tensors, plain values and numpy's RNG state only.
+
+    A pickle that would import or call anything else raises ``pickle.UnpicklingError`` before it does.
+    """
+    with torch.serialization.safe_globals(STATE_GLOBALS):
+        return torch.load(source, map_location="cpu", weights_only=True)
 
 
 @dataclass(frozen=True)
@@ -61,7 +75,10 @@ def read_checkpoint(location: str) -> Checkpoint:
         path = found[0]
     try:
         with filesystem.open_input_file(path) as stream:
-            state = torch.load(io.BytesIO(stream.readall()), map_location="cpu", weights_only=False)
+            state = load_state(io.BytesIO(stream.readall()))
+    except pickle.UnpicklingError as error:
+        raise CheckpointError(f"{location}: refused, its pickle would run code when opened; allowed: a checkpoint "
+                              f"of tensors and plain values, as advent-sweep writes ({_first_line(error)})") from None
     except Exception as error:  # a truncated or foreign file: torch raises many kinds
         raise CheckpointError(f"{location}: not a readable checkpoint ({type(error).__name__}: {error})") from None
     if not isinstance(state, dict) or not {"config", "segmenter", "iteration"} <= set(state):
@@ -71,6 +88,10 @@ def read_checkpoint(location: str) -> Checkpoint:
     except ValidationError as error:
         raise CheckpointError(f"{location}: its saved config does not validate ({error.errors()[0]['msg']})") from None
     return Checkpoint(location, config, int(state["iteration"]), state["segmenter"])
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
 
 def ensemble_weights(weights: Sequence[float] | None, count: int) -> list[float]:

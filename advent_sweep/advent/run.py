@@ -19,6 +19,7 @@ import torch
 import yaml
 from tqdm import tqdm
 
+from advent_sweep.advent.checkpoints import load_state
 from advent_sweep.advent.config import TrainConfig
 from advent_sweep.advent.trainer import Trainer, resolve_threads
 from advent_sweep.advent.warmup import load_or_train_warmup
@@ -97,7 +98,7 @@ def train_to_end(config: TrainConfig, data: DomainData, output: Path, resume: bo
     """Train for ``config.iterations``, evaluating and checkpointing every ``eval_interval``; a source warm-up is cached in ``cache_dir``."""
     config = prepare_output(output, config, resume)
     resuming = resume and (output / CHECKPOINT).exists()
-    state = torch.load(output / CHECKPOINT, weights_only=False) if resuming else None
+    state = load_state(output / CHECKPOINT) if resuming else None
     trainer = build_trainer(config, data, cache_dir, state)
     evaluations: list[dict[str, float]] = []
     if resuming:

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from ray import tune
 
+from advent_sweep.advent.checkpoints import load_state
 from advent_sweep.advent.config import TrainConfig
 from advent_sweep.advent.run import build_trainer
 from advent_sweep.data import DomainData
@@ -75,7 +76,7 @@ def _train(config: TrainConfig, data: DomainData, cache_dir: str, metric: str) -
     checkpoint = tune.get_checkpoint()
     if checkpoint:
         with checkpoint.as_directory() as folder:
-            state = torch.load(Path(folder) / CHECKPOINT_FILE, weights_only=False)
+            state = load_state(Path(folder) / CHECKPOINT_FILE)
     trainer = build_trainer(config, data, cache_dir, state)
 
     loss_sums: dict[str, float] = defaultdict(float)

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from advent_sweep.advent.checkpoints import load_state
 from advent_sweep.advent.optim import RepeatedSGD
 from advent_sweep.advent.trainer import Trainer, poly_factor
 from advent_sweep.model import DeepLabV2, build_segmenter
@@ -147,7 +148,7 @@ def test_official_repeats_resume_exactly(tiny_config, tiny_domains):
     torch.save(first.state_dict(), buffer)
     buffer.seek(0)
     resumed = make_trainer(config, tiny_domains)
-    resumed.load_state_dict(torch.load(buffer, weights_only=False))
+    resumed.load_state_dict(load_state(buffer))
     for _ in range(2):
         resumed.step()
 

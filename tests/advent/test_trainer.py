@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from advent_sweep.advent.checkpoints import load_state
 from advent_sweep.advent.trainer import Trainer, use_deterministic_cuda
 from advent_sweep.data.labels import MIOU_13_CLASS_NAMES, protocol_class_names
 from advent_sweep.errors import ConfigError, TrainingDiverged
@@ -128,7 +129,7 @@ def test_exact_resume_equals_straight_run(tiny_config, tiny_domains):
     torch.save(first.state_dict(), buffer)
     buffer.seek(0)
     resumed = make_trainer(config, tiny_domains, class_prior=prior)
-    resumed.load_state_dict(torch.load(buffer, weights_only=False))
+    resumed.load_state_dict(load_state(buffer))
     for _ in range(3):
         resumed.step()
 
