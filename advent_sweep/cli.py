@@ -77,6 +77,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     for rule, report in chosen.items():
         if report:
             print(f"  {rule:>15}: target mIoU {report['target_miou']:.2f} at iteration {report['iteration']}")
+    for rule, snapshot in result["snapshots"].items():
+        print(f"  snapshot kept for rule {rule}: {snapshot} (advent-sweep evaluate {snapshot})")
     return EXIT_OK
 
 

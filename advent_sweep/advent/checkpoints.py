@@ -61,7 +61,10 @@ class Checkpoint:
 
 
 def read_checkpoint(location: str) -> Checkpoint:
-    """A run folder, a trial's checkpoint folder or a .pt file, local or a URI; a CheckpointError names what is wrong."""
+    """A run folder, a trial's checkpoint folder or a .pt file (a checkpoint or a kept snapshot), local or a URI.
+
+    A CheckpointError names what is wrong.
+    """
     filesystem, path = filesystem_and_path(location)
     kind = filesystem.get_file_info(path).type
     if kind == pafs.FileType.NotFound:
@@ -115,7 +118,8 @@ def evaluate_checkpoints(
 ) -> dict[str, Any]:
     """Score the checkpoints' weighted main-head logits on the target ``split`` of their data (or of ``data``).
 
-    The checkpoints must agree on the number of classes, and, without ``data``, on their data.
+    The checkpoints must agree on the number of classes, and, without ``data``, on their data. Scoring uses the
+    first checkpoint's recorded thread count, so a run's own report is reproduced exactly on CPU.
     Returns what was scored (checkpoints, iterations, normalised weights, split, data) and the metrics.
     """
     if split not in SPLITS:
@@ -139,7 +143,12 @@ def evaluate_checkpoints(
     dataset = domain.target_val if split == "val" else domain.target
     loader = DataLoader(dataset, batch_size=first.config.eval_batch_size, pin_memory=target.type == "cuda")
     batches = tqdm(loader, desc=f"target {split}", unit="batch", disable=not progress, leave=False)
-    metrics = evaluate_segmenters(segmenters, batches, domain.num_classes, domain.class_names, target)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(first.config.threads or threads)  # the run's count: its float sums, so its reported scores
+    try:
+        metrics = evaluate_segmenters(segmenters, batches, domain.num_classes, domain.class_names, target)
+    finally:
+        torch.set_num_threads(threads)
     return {
         "checkpoints": [{"location": c.location, "iteration": c.iteration, "method": c.config.method,
                          "backbone": c.config.backbone, "weight": w} for c, w in zip(checkpoints, normalised)],

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from advent_sweep.advent.snapshots import DEFAULT_RULES, check_rules
 from advent_sweep.data.config import DataConfig
 from advent_sweep.validation import load_yaml
 
@@ -89,6 +90,12 @@ class TrainConfig(BaseModel):
     # non-deterministic: the backward of the logits' bilinear upsampling, the cross-entropy's nll_loss2d
     # (forward), and with mobilenet_v3 the backward of AdaptiveAvgPool2d (its squeeze-excitation blocks).
     deterministic: bool = False
+    keep_snapshots: tuple[str, ...] = Field(
+        DEFAULT_RULES,
+        description="the selection rules (best, last, or a label-free validator) whose preferred snapshot the run keeps "
+                    "as a model-only file in snapshots/ at each evaluation; best means by target_miou for `train`, by the "
+                    "sweep's metric in a sweep; default [best]; [] keeps none",
+    )
 
     data: DataConfig = DataConfig()
 
@@ -100,6 +107,11 @@ class TrainConfig(BaseModel):
         if name not in BACKBONES:
             raise ValueError(f"unknown backbone {name!r}; allowed: {', '.join(sorted(BACKBONES))}")
         return name
+
+    @field_validator("keep_snapshots")
+    @classmethod
+    def _known_rules(cls, rules: tuple[str, ...]) -> tuple[str, ...]:
+        return check_rules(rules)
 
     @field_validator("device")
     @classmethod

@@ -1,8 +1,9 @@
 """One training run to the end: what ``advent-sweep train CONFIG.yaml`` does.
 
 The output folder holds ``config.yaml`` (the run's full TrainConfig, with the thread count
-it used), ``checkpoint.pt`` (the trainer's state at the last evaluation) and ``metrics.json``
-(every evaluation and the snapshot each selection rule picks). Files are replaced atomically,
+it used), ``checkpoint.pt`` (the trainer's state at the last evaluation), ``metrics.json``
+(every evaluation and the snapshot each selection rule picks) and ``snapshots/`` (the model of the
+report each of ``keep_snapshots``' rules prefers; advent/snapshots.py). Files are replaced atomically,
 so a crash leaves the previous complete version, and ``resume=True`` continues exactly.
 """
 
@@ -21,6 +22,7 @@ from tqdm import tqdm
 
 from advent_sweep.advent.checkpoints import load_state
 from advent_sweep.advent.config import TrainConfig
+from advent_sweep.advent.snapshots import SnapshotKeeper
 from advent_sweep.advent.trainer import Trainer, resolve_threads
 from advent_sweep.advent.warmup import load_or_train_warmup
 from advent_sweep.data import DomainData
@@ -100,6 +102,7 @@ def train_to_end(config: TrainConfig, data: DomainData, output: Path, resume: bo
     resuming = resume and (output / CHECKPOINT).exists()
     state = load_state(output / CHECKPOINT) if resuming else None
     trainer = build_trainer(config, data, cache_dir, state)
+    snapshots = SnapshotKeeper(str(output), config.keep_snapshots, iteration=trainer.iteration)
     evaluations: list[dict[str, float]] = []
     if resuming:
         if (output / METRICS).exists():
@@ -116,10 +119,11 @@ def train_to_end(config: TrainConfig, data: DomainData, output: Path, resume: bo
             metrics = {"iteration": trainer.iteration, "wall_time_s": time.perf_counter() - started, **trainer.evaluate(data.target_val, data.source_val)}
             evaluations.append(metrics)
             bar.write(f"iteration {trainer.iteration}: target mIoU {metrics['target_miou']:.2f}, target entropy {metrics['target_entropy']:.4f}")
+            snapshots.keep(trainer.iteration, metrics, trainer.config.model_dump(mode="json"), trainer.segmenter.state_dict())
             checkpoint = io.BytesIO()
             torch.save(trainer.state_dict(), checkpoint)
             write_atomically(output / CHECKPOINT, checkpoint.getbuffer())
-            summary = {"evaluations": evaluations, "selection": selection_summary(evaluations)}
+            summary = {"evaluations": evaluations, "selection": selection_summary(evaluations), "snapshots": snapshots.locations()}
             write_atomically(output / METRICS, json.dumps(summary, indent=1).encode())
     bar.close()
-    return {"evaluations": evaluations, "selection": selection_summary(evaluations)}
+    return {"evaluations": evaluations, "selection": selection_summary(evaluations), "snapshots": snapshots.locations()}

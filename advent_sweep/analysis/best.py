@@ -13,13 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow.fs as pafs
 import yaml
 
 import advent_sweep
+from advent_sweep.advent.snapshots import snapshot_location
 from advent_sweep.analysis.results import KEY, SweepResults
 from advent_sweep.errors import ResultsError
 from advent_sweep.selection import VALIDATORS
-from advent_sweep.storage import write_atomically
+from advent_sweep.storage import filesystem_and_path, write_atomically
 
 RULES = {
     "best": "best-so-far: each trial's best report under the metric (on target labels unless the metric is a validator)",
@@ -44,10 +46,12 @@ class BestChoice:
     value: float
     iteration: int
     config: dict[str, Any]
+    snapshot: str | None = None  # the kept model of that report (a trial folder's snapshots/), if there is one
 
     def __str__(self) -> str:
-        return (f"{self.path}: trial {self.trial_id} of sweep {self.sweep} ({self.status}), "
+        text = (f"{self.path}: trial {self.trial_id} of sweep {self.sweep} ({self.status}), "
                 f"{self.metric} {self.value:.4g} at iteration {self.iteration} (rule {self.rule}, mode {self.mode})")
+        return text + (f"\nsnapshot: {self.snapshot} (score it: advent-sweep evaluate {self.snapshot})" if self.snapshot else "")
 
 
 def select_best(results: SweepResults, metric: str | None = None, mode: str | None = None, rule: str = "best",
@@ -82,6 +86,27 @@ def select_best(results: SweepResults, metric: str | None = None, mode: str | No
     return rows[first + [c for c in rows.columns if c not in first]].reset_index(drop=True)
 
 
+def kept_snapshot(results: SweepResults, sweep: str, trial_id: str, iteration: int) -> str | None:
+    """The snapshot file the trial kept of its report at ``iteration`` (trials.parquet's trial_path), None if none is there.
+
+    A trial keeps the report each of its keep_snapshots rules preferred (advent/snapshots.py), so the report a rule
+    picks here has a file when the sweep kept that rule under the same metric.
+    """
+    trials = results.trials
+    if "trial_path" not in trials.columns:
+        return None
+    folder = trials.loc[(trials["sweep"] == sweep) & (trials["trial_id"] == trial_id), "trial_path"].dropna()
+    if folder.empty:
+        return None
+    location = snapshot_location(str(folder.iloc[0]), int(iteration))
+    try:
+        filesystem, path = filesystem_and_path(location)
+        found = filesystem.get_file_info(path).type == pafs.FileType.File
+    except (OSError, ValueError):  # storage this machine cannot reach: no file to name
+        return None
+    return location if found else None
+
+
 def format_top(results: SweepResults, k: int = 10, metric: str | None = None, mode: str | None = None,
                rule: str = "best", min_iterations: int = 0) -> str:
     """The ``k`` best trials as a text table (what ``advent-sweep best --top K`` prints)."""
@@ -112,7 +137,8 @@ def export_best(results: SweepResults, output_path: str | Path, metric: str | No
     if config_json.isna().all():
         raise ResultsError(f"trial {top['trial_id']} of sweep {top['sweep']} has no config_json in trials.parquet yet; retry later")
     choice = BestChoice(Path(output_path), top["sweep"], top["trial_id"], top["status"], metric, mode, rule, min_iterations,
-                        float(top[metric]), int(top["iteration"]), json.loads(config_json.dropna().iloc[0]))
+                        float(top[metric]), int(top["iteration"]), json.loads(config_json.dropna().iloc[0]),
+                        kept_snapshot(results, top["sweep"], top["trial_id"], int(top["iteration"])))
     choice.path.parent.mkdir(parents=True, exist_ok=True)
     write_atomically(choice.path, _yaml_text(choice).encode())
     return choice
@@ -125,6 +151,9 @@ def _yaml_text(choice: BestChoice) -> str:
         f"# {choice.metric} = {choice.value!r} ({choice.mode}) at iteration {choice.iteration}",
         f"# rule: {RULES[choice.rule]}" + (f"; reports at iteration >= {choice.min_iterations}" if choice.min_iterations else ""),
     ]
+    if choice.snapshot:
+        lines.append(f"# snapshot (that report's model, no retraining needed): {choice.snapshot}")
+        lines.append(f"# score it: advent-sweep evaluate {choice.snapshot}")
     if choice.iteration != choice.config.get("iterations"):
         lines.append(f"# to stop at that report, set iterations: {choice.iteration} (the poly schedule follows poly_horizon either way)")
     lines.append(f"# rerun: advent-sweep train {choice.path.name}")

@@ -124,7 +124,7 @@ def _tuner(spec: SweepSpec, plan: dict[str, Any], grid: ConfirmGrid, data: Any, 
 
     trainable = tune.with_resources(
         tune.with_parameters(train_advent_trial, train_config=grid.train_config, data=data, cache_dir=spec.cache_dir,
-                             metric=plan["metric"]),
+                             metric=plan["metric"], mode=plan["mode"]),
         {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},
     )
     if resume:

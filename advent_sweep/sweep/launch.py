@@ -181,7 +181,7 @@ def _tuner(spec: SweepSpec, data: DomainData, resume: bool, verbose: bool, reuse
 
     trainable = tune.with_resources(
         tune.with_parameters(train_advent_trial, train_config=spec.train_config, data=data, cache_dir=spec.cache_dir,
-                             metric=spec.metric),
+                             metric=spec.metric, mode=spec.mode),
         {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},
     )
     if resume:

@@ -294,6 +294,7 @@ class ParquetResultSink(Callback):
             checkpoint = trial.checkpoint
             # None once retention dropped a stopped trial's checkpoints: the row never names a deleted folder
             row["checkpoint_path"] = self._checkpoint_uri(checkpoint.path) if checkpoint else None
+            row["trial_path"] = self._checkpoint_uri(trial.path) if trial.path else None
             row.update(self._summary(trial_id))
         self._stale = {}
         self._write(pa.Table.from_pylist(list(self._trials.values()), schema=self._trial_schema), self._trials_file)

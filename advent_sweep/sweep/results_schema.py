@@ -43,9 +43,9 @@ def config_fields() -> list[pa.Field]:
 
 
 def config_columns(config: TrainConfig) -> dict[str, Any]:
-    """One column per TrainConfig field; a nested setting (source_warmup) as its JSON text."""
+    """One column per TrainConfig field; a nested setting (source_warmup, keep_snapshots) as its JSON text."""
     values = config.model_dump(mode="json")
-    columns = {f"config.{name}": json.dumps(value, sort_keys=True) if isinstance(value, dict) else value
+    columns = {f"config.{name}": json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else value
                for name, value in values.items() if name != "data"}
     columns.update({"data.source": config.data.source, "data.target": config.data.target, "data.protocol": config.data.resolved_protocol})
     return columns
@@ -73,6 +73,7 @@ def trial_schema() -> pa.Schema:
         pa.field("iterations", pa.int64()), pa.field("num_reports", pa.int64()), pa.field("node", pa.string()),
         pa.field("resources_cpu", pa.float64()), pa.field("resources_gpu", pa.float64()),
         pa.field("wall_time_s", pa.float64()), pa.field("checkpoint_path", pa.string()),
+        pa.field("trial_path", pa.string()),  # the trial's folder: its snapshots/ (advent/snapshots.py) are there
         pa.field("error", pa.string()), pa.field("config_json", pa.string()),
         *config_fields(),
     ]

@@ -101,7 +101,8 @@ class SweepSpec(SweepFields):
                 f"sweep {self.name}: trial parameters {', '.join(unknown)} are not in the space; "
                 f"allowed: {', '.join(self.space)}"
             )
-        values = {**self._fixed_settings(params), **params, "threads": self.trial_threads, "data": self.data}
+        values = {**self._fixed_settings(params), **params, "threads": self.trial_threads, "data": self.data,
+                  "keep_snapshots": self.checkpoints.keep_rules}
         return validate(TrainConfig, values, f"sweep {self.name}: trial {params}")
 
     def _fixed_settings(self, params: dict[str, Any]) -> dict[str, Any]:

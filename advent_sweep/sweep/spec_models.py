@@ -10,9 +10,10 @@ from __future__ import annotations
 import typing
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, field_validator
 
 from advent_sweep.advent.config import TrainConfig
+from advent_sweep.advent.snapshots import DEFAULT_RULES, check_rules
 from advent_sweep.data.config import DataConfig
 
 DEFAULT_STORAGE = "~/advent-sweep-results"
@@ -122,6 +123,17 @@ class CheckpointsSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     keep_stopped: StrictBool = False
+    keep_rules: tuple[str, ...] = Field(
+        DEFAULT_RULES,
+        description="the selection rules (best: by the sweep's metric; last; or a label-free validator) whose preferred "
+                    "snapshot each trial keeps as a model-only file in its folder's snapshots/, stopped trials too "
+                    "(keep_stopped governs only the resumable checkpoint); default [best]",
+    )
+
+    @field_validator("keep_rules")
+    @classmethod
+    def _known_rules(cls, rules: tuple[str, ...]) -> tuple[str, ...]:
+        return check_rules(rules)
 
 
 class SweepFields(BaseModel):

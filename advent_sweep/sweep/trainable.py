@@ -2,7 +2,7 @@
 
 It restores from ``tune.get_checkpoint()`` first, trains, and every eval interval calls
 ``tune.report`` with the metrics, the trainer iteration (ASHA's time attribute) and a
-checkpoint. A diverged trial reports once with ``diverged: True`` and ends without
+checkpoint, after keeping the snapshots its rules prefer in the trial folder's snapshots/. A diverged trial reports once with ``diverged: True`` and ends without
 error, so the sweep goes on and no retry is spent on it.
 
 Sweeps reuse worker processes (``reuse_actors``): each trial hands the next one in its
@@ -29,6 +29,7 @@ from ray import tune
 from advent_sweep.advent.checkpoints import load_state
 from advent_sweep.advent.config import TrainConfig
 from advent_sweep.advent.run import build_trainer
+from advent_sweep.advent.snapshots import SnapshotKeeper
 from advent_sweep.data import DomainData
 from advent_sweep.errors import TrainingDiverged
 
@@ -36,14 +37,14 @@ CHECKPOINT_FILE = "trainer.pt"
 
 
 def train_advent_trial(params: dict[str, Any], *, train_config: Callable[[dict[str, Any]], TrainConfig],
-                       data: DomainData, cache_dir: str, metric: str) -> None:
+                       data: DomainData, cache_dir: str, metric: str, mode: str = "max") -> None:
     """Train the config ``train_config(params)`` on the shared ``data`` (warm-ups cached in ``cache_dir``).
 
     A sweep passes ``SweepSpec.train_config`` (the sampled params over its trainer section), a confirm
-    run a grid of (configuration, seed).
+    run a grid of (configuration, seed). ``metric`` and ``mode`` define the snapshot rule ``best``.
     """
     with process_state_restored():
-        _train(train_config(params), data, cache_dir, metric)
+        _train(train_config(params), data, cache_dir, metric, mode)
 
 
 @contextmanager
@@ -71,13 +72,16 @@ def process_state_restored() -> Iterator[None]:
         torch.use_deterministic_algorithms(deterministic[0], warn_only=deterministic[1])
 
 
-def _train(config: TrainConfig, data: DomainData, cache_dir: str, metric: str) -> None:
+def _train(config: TrainConfig, data: DomainData, cache_dir: str, metric: str, mode: str) -> None:
     state = None
     checkpoint = tune.get_checkpoint()
     if checkpoint:
         with checkpoint.as_directory() as folder:
             state = load_state(Path(folder) / CHECKPOINT_FILE)
     trainer = build_trainer(config, data, cache_dir, state)
+    storage = tune.get_context().get_storage()  # the trial folder in the sweep's storage (local or a URI)
+    snapshots = SnapshotKeeper(storage.trial_fs_path, config.keep_snapshots, metric, mode, storage.storage_filesystem,
+                               trainer.iteration)
 
     loss_sums: dict[str, float] = defaultdict(float)
     steps, started = 0, time.perf_counter()
@@ -98,6 +102,7 @@ def _train(config: TrainConfig, data: DomainData, cache_dir: str, metric: str) -
         except TrainingDiverged as diverged:
             tune.report({"iteration": diverged.iteration, "diverged": True, metric: math.nan, **diverged.losses})
             return
+        snapshots.keep(trainer.iteration, metrics, trainer.config.model_dump(mode="json"), trainer.segmenter.state_dict())
         with tempfile.TemporaryDirectory() as folder:
             torch.save(trainer.state_dict(), Path(folder) / CHECKPOINT_FILE)
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
