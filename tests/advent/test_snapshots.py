@@ -58,6 +58,16 @@ def test_an_unknown_rule_in_a_train_config_exits_2_listing_the_rules(tmp_path, c
     assert not (tmp_path / "run").exists()
 
 
+def test_an_unknown_keep_rule_exits_2_listing_the_rules(tmp_path, capsys):
+    space = tmp_path / "space.yaml"
+    space.write_text(yaml.safe_dump({
+        "name": "x", "storage": str(tmp_path), "space": {"lr": {"type": "float", "low": 1e-4, "high": 1e-2}},
+        "max_concurrent": 1, "num_samples": 1, "checkpoints": {"keep_rules": ["best", "oracle"]}}))
+    assert main(["validate", str(space)]) == 2
+    err = capsys.readouterr().err
+    assert "checkpoints.keep_rules" in err and "unknown rule 'oracle'; allowed: best, last, target_entropy" in err
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     folder = tmp_path_factory.mktemp("snapshots")

@@ -76,7 +76,8 @@ def _config_columns(config: TrainConfig) -> dict[str, tuple[pa.DataType, object]
     """config.<field> and data.* columns with the contract's types (strings, bool, int64, float64)."""
     types = {bool: pa.bool_(), int: pa.int64(), float: pa.float64()}
     columns = {
-        f"config.{name}": (types.get(TrainConfig.model_fields[name].annotation, pa.string()), value)
+        f"config.{name}": (types.get(TrainConfig.model_fields[name].annotation, pa.string()),
+                           json.dumps(list(value)) if isinstance(value, tuple) else value)  # keep_snapshots: JSON text
         for name, value in config.model_dump(exclude={"data"}).items()
     }
     columns["data.source"] = (pa.string(), config.data.source)

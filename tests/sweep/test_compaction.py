@@ -32,7 +32,7 @@ SPEC = SweepSpec.model_validate({
 
 def trial(trial_id: str) -> SimpleNamespace:
     return SimpleNamespace(trial_id=trial_id, config={"lr": 5e-3}, placement_group_factory=None, num_failures=0,
-                           error_file=None, checkpoint=None)
+                           error_file=None, checkpoint=None, path=None)
 
 
 def sink_at(folder: Path) -> ParquetResultSink:

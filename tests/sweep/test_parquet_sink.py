@@ -22,7 +22,7 @@ SPEC = SweepSpec.model_validate({
 def trial(trial_id: str, checkpoint: str | None = None, error_file: str | None = None) -> SimpleNamespace:
     return SimpleNamespace(
         trial_id=trial_id, config={"lr": 5e-3}, placement_group_factory=None, num_failures=0, error_file=error_file,
-        checkpoint=SimpleNamespace(path=checkpoint) if checkpoint else None,
+        checkpoint=SimpleNamespace(path=checkpoint) if checkpoint else None, path=f"/sweeps/sink/{trial_id}",
     )
 
 
@@ -96,6 +96,7 @@ def test_checkpoint_paths_keep_the_storage_uri_scheme(tmp_path):
     uri_sink.on_trial_start(0, [], started)
     uri_sink.on_experiment_end([started])  # Ray passes the same trial objects, checkpoints and all
     assert pd.read_parquet(folder / "trials.parquet").checkpoint_path.tolist() == [f"file://{folder}/t/checkpoint_000001"]
+    assert pd.read_parquet(folder / "trials.parquet").trial_path.tolist() == ["file:///sweeps/sink/t"]  # where its snapshots are
 
     local = tmp_path / "local"
     local_sink = sink_at(str(local))
