@@ -151,15 +151,23 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from advent_sweep.storage import write_atomically
     from advent_sweep.validation import read_yaml_mapping, validate
 
+    from advent_sweep.advent.predictions import check_predictions_folder
+
     output = Path(args.output) if args.output else None
     if output is not None:
         _check_output_file("--output", output)
+    predictions = Path(args.save_predictions) if args.save_predictions else None
+    if predictions is not None:
+        check_predictions_folder(predictions)
     data = None
     if args.data:
         values = read_yaml_mapping(args.data)  # a run config or a space.yaml: its data section; else a data section alone
         data = validate(DataConfig, values.get("data", values), f"{args.data} (data)")
-    result = evaluate_checkpoints(args.checkpoints, args.weights, data, args.split, args.device, progress=not args.quiet)
+    result = evaluate_checkpoints(args.checkpoints, args.weights, data, args.split, args.device, progress=not args.quiet,
+                                  save_predictions=predictions, limit=args.limit)
     print(_scores_text(result))
+    for kind, folder in result.get("predictions", {}).items():
+        print(f"predictions ({kind}): {folder}")
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
         write_atomically(output, json.dumps(result, indent=1).encode())
@@ -287,6 +295,11 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--split", choices=["val", "train"], default="val", help="the target split (default val)")
     evaluate.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     evaluate.add_argument("--output", "-o", help="write the scores as JSON here")
+    evaluate.add_argument("--save-predictions", metavar="DIR",
+                          help="write each image's colourised prediction, entropy map and, for Cityscapes, the "
+                               "official *_labelIds.png (DIR/labelIds: what cityscapesScripts' evaluator scores) here")
+    evaluate.add_argument("--limit", type=_int_at_least(1), metavar="N",
+                          help="score (and save) only the split's first N images, for a quick look")
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluate.set_defaults(handler=cmd_evaluate)
     return parser

@@ -13,17 +13,20 @@ import pickle
 import posixpath
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 import pyarrow.fs as pafs
 import torch
 from pydantic import ValidationError
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
 from advent_sweep.advent.config import TrainConfig
 from advent_sweep.advent.evaluation import evaluate_segmenters
+from advent_sweep.advent.predictions import PredictionWriter, check_predictions_folder
+from advent_sweep.advent.predictions import describe as describe_predictions
 from advent_sweep.advent.trainer import resolve_device
 from advent_sweep.data import build_domain_data
 from advent_sweep.data.config import DataConfig
@@ -115,15 +118,21 @@ def evaluate_checkpoints(
     split: str = "val",
     device: str = "auto",
     progress: bool = True,
+    save_predictions: Path | None = None,
+    limit: int | None = None,
 ) -> dict[str, Any]:
     """Score the checkpoints' weighted main-head logits on the target ``split`` of their data (or of ``data``).
 
     The checkpoints must agree on the number of classes, and, without ``data``, on their data. Scoring uses the
     first checkpoint's recorded thread count, so a run's own report is reproduced exactly on CPU.
+    ``limit`` scores the split's first images only; ``save_predictions`` writes each scored image's prediction,
+    entropy map and (Cityscapes) labelIds PNG there (advent/predictions.py).
     Returns what was scored (checkpoints, iterations, normalised weights, split, data) and the metrics.
     """
     if split not in SPLITS:
         raise InputError(f"--split {split!r}: allowed: {', '.join(SPLITS)}")
+    if save_predictions is not None:
+        check_predictions_folder(save_predictions)
     checkpoints = [read_checkpoint(location) for location in locations]
     normalised = ensemble_weights(weights, len(checkpoints))
     first = checkpoints[0]
@@ -141,19 +150,24 @@ def evaluate_checkpoints(
     target = resolve_device(device)
     segmenters = [(_segmenter(checkpoint, target), weight) for checkpoint, weight in zip(checkpoints, normalised)]
     dataset = domain.target_val if split == "val" else domain.target
-    loader = DataLoader(dataset, batch_size=first.config.eval_batch_size, pin_memory=target.type == "cuda")
+    scored = dataset if limit is None or limit >= len(dataset) else Subset(dataset, range(limit))
+    loader = DataLoader(scored, batch_size=first.config.eval_batch_size, pin_memory=target.type == "cuda")
     batches = tqdm(loader, desc=f"target {split}", unit="batch", disable=not progress, leave=False)
+    writer = None if save_predictions is None else PredictionWriter(save_predictions, dataset, len(scored), domain.class_names)
     threads = torch.get_num_threads()
     torch.set_num_threads(first.config.threads or threads)  # the run's count: its float sums, so its reported scores
     try:
-        metrics = evaluate_segmenters(segmenters, batches, domain.num_classes, domain.class_names, target)
+        metrics = evaluate_segmenters(segmenters, batches, domain.num_classes, domain.class_names, target, on_logits=writer)
     finally:
         torch.set_num_threads(threads)
+        if writer is not None:
+            writer.close()
     return {
         "checkpoints": [{"location": c.location, "iteration": c.iteration, "method": c.config.method,
                          "backbone": c.config.backbone, "weight": w} for c, w in zip(checkpoints, normalised)],
         "split": split,
-        "images": len(dataset),
+        "images": len(scored),
+        **({"predictions": describe_predictions(save_predictions)} if save_predictions is not None else {}),
         "data": (data or first.config.data).model_dump(mode="json"),
         "metrics": metrics,
     }

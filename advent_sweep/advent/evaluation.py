@@ -33,8 +33,12 @@ def score_segmenters(
     to_device: Callable[[Tensor], Tensor] = lambda x: x,
     autocast: Callable[[], Any] = nullcontext,
     validators: LabelFreeValidators | None = None,
+    on_logits: Callable[[Tensor], None] | None = None,
 ) -> ConfusionMatrix:
-    """The confusion matrix of the (weighted) segmenters' argmax on ``loader``; ``validators`` see each batch's logits."""
+    """The confusion matrix of the (weighted) segmenters' argmax on ``loader``.
+
+    ``validators`` and ``on_logits`` (what saves predictions) see each batch's combined logits at label resolution.
+    """
     confusion = ConfusionMatrix(num_classes)
     for batch in loader:
         images, labels = batch[0], batch[1]
@@ -47,6 +51,8 @@ def score_segmenters(
             logits = weight * main if logits is None else logits + weight * main
         if validators is not None:
             validators.update(logits)
+        if on_logits is not None:
+            on_logits(logits)
         confusion.update(labels.to(device).long(), logits.max(dim=1).indices)  # argmax, at a third of its time on CPU
     return confusion
 
@@ -59,6 +65,7 @@ def evaluate_segmenters(
     device: torch.device,
     to_device: Callable[[Tensor], Tensor] = lambda x: x,
     autocast: Callable[[], Any] = nullcontext,
+    on_logits: Callable[[Tensor], None] | None = None,
 ) -> dict[str, float]:
     """mIoU and per-class IoU in percent, and the label-free validators, from one pass over target val.
 
@@ -67,7 +74,7 @@ def evaluate_segmenters(
     pole) is there if and only if ``class_names`` are exactly the SYNTHIA 16-class protocol's.
     """
     validators = LabelFreeValidators(num_classes)
-    confusion = score_segmenters(segmenters, loader, num_classes, device, to_device, autocast, validators)
+    confusion = score_segmenters(segmenters, loader, num_classes, device, to_device, autocast, validators, on_logits)
     iou = confusion.per_class_iou() * 100
     metrics = {"target_miou": confusion.mean_iou() * 100, **validators.scores()}
     if scores_miou_13(class_names):
