@@ -148,7 +148,7 @@ def evaluate_checkpoints(
         raise InputError(f"{first.location} has {first.num_classes} classes but the data has {domain.num_classes} "
                          f"({', '.join(domain.class_names)})")
     target = resolve_device(device)
-    segmenters = [(_segmenter(checkpoint, target), weight) for checkpoint, weight in zip(checkpoints, normalised)]
+    segmenters = [(segmenter_of(checkpoint, target), weight) for checkpoint, weight in zip(checkpoints, normalised)]
     dataset = domain.target_val if split == "val" else domain.target
     scored = dataset if limit is None or limit >= len(dataset) else Subset(dataset, range(limit))
     loader = DataLoader(scored, batch_size=first.config.eval_batch_size, pin_memory=target.type == "cuda")
@@ -173,7 +173,7 @@ def evaluate_checkpoints(
     }
 
 
-def _segmenter(checkpoint: Checkpoint, device: torch.device) -> DeepLabV2:
+def segmenter_of(checkpoint: Checkpoint, device: torch.device) -> DeepLabV2:
     config = checkpoint.config
     segmenter = build_segmenter(config.backbone, checkpoint.num_classes, config.multi_level)
     try:

@@ -231,7 +231,54 @@ def launch(spec: SweepSpec, address: str | None = None, resume: bool = False, da
             _tuner(spec, data, resume, verbose, reuse_actors).fit()
     finally:
         shutdown_started_ray(started_ray)
-    return _outcome(spec)
+    outcome = _outcome(spec)
+    if not outcome.interrupted:
+        write_sweep_predictions(spec, data)
+    return outcome
+
+
+def qualitative_models(spec: SweepSpec) -> list[tuple[str, str]]:
+    """(label, snapshot) of the sweep's best trial and of each method's best, as kept in their snapshots/ (rule best).
+
+    The best trial comes first and is named so; a method whose best trial kept no snapshot is left out.
+    """
+    import pyarrow.parquet as pq
+
+    from advent_sweep.advent.snapshots import INDEX_FILE, SNAPSHOTS_DIR
+    from advent_sweep.analysis.per_class import method_label
+
+    filesystem, root = filesystem_and_path(spec.folder)
+    trials = [t for t in pq.read_table(f"{root}/trials.parquet", filesystem=filesystem).to_pylist()
+              if t["best_value"] is not None and t.get("trial_path") and t["status"] in ("completed", "stopped")]
+    trials.sort(key=lambda t: t["best_value"], reverse=spec.mode == "max")
+    chosen: dict[str, dict] = {}
+    for trial in trials:  # best first: the first trial of each method is its best
+        chosen.setdefault(trial["config.method"], trial)
+    order = [trials[0], *(t for t in chosen.values() if t is not trials[0])] if trials else []
+    models = []
+    for rank, trial in enumerate(order):
+        trial_fs, trial_path = filesystem_and_path(trial["trial_path"])
+        try:
+            with trial_fs.open_input_stream(f"{trial_path}/{SNAPSHOTS_DIR}/{INDEX_FILE}") as stream:
+                index = json.loads(stream.read())
+        except FileNotFoundError:
+            continue
+        entry = index.get("best") or next(iter(index.values()), None)
+        if entry is None:
+            continue
+        label = method_label(trial["config.method"]) + (" (best trial)" if rank == 0 else "")
+        models.append((label, f"{trial['trial_path'].rstrip('/')}/{SNAPSHOTS_DIR}/{entry['file']}"))
+    return models
+
+
+def write_sweep_predictions(spec: SweepSpec, data: DomainData) -> None:
+    """At the sweep's end: the qualitative PNGs (advent/qualitative.py) of its best trial and each method's best, in
+    ``<sweep>/qualitative``; the report lays them out."""
+    from advent_sweep.advent.qualitative import write_qualitative
+
+    models = qualitative_models(spec)
+    if models:
+        write_qualitative(models, data.target_val, data.class_names, f"{spec.folder}/qualitative", entropy_of=models[0][0])
 
 
 def _outcome(spec: SweepSpec) -> SweepOutcome:
