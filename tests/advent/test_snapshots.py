@@ -98,3 +98,11 @@ def test_a_snapshot_is_a_fraction_of_the_resumable_checkpoint(trained):
     assert snapshot.stat().st_size < 0.6 * (trained / "checkpoint.pt").stat().st_size  # no discriminator, no momentum buffers
     assert set(load_state(snapshot)["segmenter"]) == set(load_state(trained / "checkpoint.pt")["segmenter"])
     assert yaml.safe_load((trained / "config.yaml").read_text())["keep_snapshots"] == ["best", "target_im", "target_entropy", "last"]
+
+
+def test_a_keeper_writes_through_a_uri(tmp_path):
+    keeper = SnapshotKeeper(f"file://{tmp_path}/bucket/trial", ["best"])
+    keeper.keep(2, report(10.0, 0, 0), {}, WEIGHTS)
+    keeper.keep(4, report(20.0, 0, 0), {}, WEIGHTS)
+    assert kept_files(tmp_path / "bucket" / "trial") == [snapshot_name(4)]
+    assert keeper.locations() == {"best": str(tmp_path / "bucket" / "trial" / "snapshots" / snapshot_name(4))}
