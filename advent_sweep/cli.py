@@ -289,7 +289,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser("evaluate", help="score checkpoints alone or as a weighted ensemble (the paper's AdvEnt+MinEnt)")
     evaluate.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT",
-                          help="a run folder, a checkpoint.pt / trainer.pt, or a sweep trial's checkpoint folder; local or s3:// gs:// file://")
+                          help="a run folder, a checkpoint.pt / trainer.pt, a kept snapshot (snapshots/iteration_N.pt), or a "
+                               "sweep trial's checkpoint folder; local or s3:// gs:// file://")
     evaluate.add_argument("--weights", type=float, nargs="+", help="one per checkpoint, normalised to sum 1 (default: equal)")
     evaluate.add_argument("--data", help="score on this YAML's data section (a run config or space.yaml) instead of the checkpoints' own")
     evaluate.add_argument("--split", choices=["val", "train"], default="val", help="the target split (default val)")
