@@ -35,9 +35,9 @@ from advent_sweep.model.deeplabv2 import DeepLabV2, build_segmenter
 from advent_sweep.storage import filesystem_and_path
 
 CHECKPOINT_NAMES = ("checkpoint.pt", "trainer.pt")  # in a run folder (advent-sweep train), in a sweep trial's checkpoint
-SPLITS = ("val", "train")
+SPLITS = ("val", "train")  # of the target: val is what the paper scores; train holds labels training never read
 # The only non-tensor classes a trainer state holds: numpy's RNG state (np.random.get_state(), a uint32 array).
-STATE_GLOBALS = [np._core.multiarray._reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32))]  # of the target: val is what the paper scores; train holds labels training never read
+STATE_GLOBALS = [np._core.multiarray._reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32))]
 
 
 def load_state(source: str | os.PathLike[str] | IO[bytes]) -> Any:
@@ -174,6 +174,7 @@ def evaluate_checkpoints(
 
 
 def segmenter_of(checkpoint: Checkpoint, device: torch.device) -> DeepLabV2:
+    """The checkpoint's segmenter on ``device``, in inference mode (BN running statistics, as Trainer.evaluate)."""
     config = checkpoint.config
     segmenter = build_segmenter(config.backbone, checkpoint.num_classes, config.multi_level)
     try:
