@@ -212,6 +212,22 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_schema(args: argparse.Namespace) -> int:
+    from advent_sweep.storage import write_atomically
+    from advent_sweep.sweep.config_schema import markdown_reference, schema_text
+
+    text = markdown_reference() if args.markdown else schema_text(args.kind)
+    if args.output is None:
+        print(text, end="")
+        return EXIT_OK
+    output = Path(args.output)
+    _check_output_file("--output", output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    write_atomically(output, text.encode())
+    print(f"written: {output}")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="advent-sweep", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"advent-sweep {__version__}")
@@ -287,6 +303,14 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--output", "-o", help="write the scores as JSON here")
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluate.set_defaults(handler=cmd_evaluate)
+
+    schema = commands.add_parser("schema", help="print the JSON Schema of a space.yaml or a training config, generated from the models")
+    schema.add_argument("kind", nargs="?", choices=["space", "train"], default="space",
+                        help="space: a sweep's space.yaml; train: a training config (what `train` reads and `best` writes)")
+    schema.add_argument("--markdown", action="store_true",
+                        help="print the space.yaml reference (docs/space-yaml.md, training config included) as Markdown instead")
+    schema.add_argument("--output", "-o", help="write it to this file instead of printing it")
+    schema.set_defaults(handler=cmd_schema)
     return parser
 
 

@@ -28,6 +28,10 @@ RULES = {
              f"trials ranked by it" for name, v in VALIDATORS.items()},
 }
 
+# A YAML modeline needs the schema's path or URL, which a file written anywhere (and copied to a cluster) cannot
+# know: the first line names the command that prints the schema instead.
+SCHEMA_COMMENT = "# JSON Schema of this file: `advent-sweep schema train` (docs/schema/train.schema.json in advent-sweep's repository)"
+
 
 @dataclass(frozen=True)
 class BestChoice:
@@ -120,6 +124,7 @@ def export_best(results: SweepResults, output_path: str | Path, metric: str | No
 
 def _yaml_text(choice: BestChoice) -> str:
     lines = [
+        SCHEMA_COMMENT,
         f"# best configuration chosen by advent-sweep {advent_sweep.__version__}",
         f"# sweep: {choice.sweep}, trial: {choice.trial_id} ({choice.status})",
         f"# {choice.metric} = {choice.value!r} ({choice.mode}) at iteration {choice.iteration}",
@@ -145,6 +150,7 @@ def export_confirmed(sweep: str | Path, output_path: str | Path) -> BestChoice:
     choice = BestChoice(Path(output_path), plan["sweep"], candidate["trial_id"], "confirmed", plan["metric"], plan["mode"],
                         plan["rule"], 0, float(best["mean"]), int(candidate["iteration"]), candidate["config"])
     lines = [
+        SCHEMA_COMMENT,
         f"# best confirmed configuration, chosen by advent-sweep {advent_sweep.__version__}",
         f"# sweep: {choice.sweep}, trial: {choice.trial_id}; the sweep reported {plan['metric']} = {candidate['reported']!r} "
         f"(rule {plan['rule']}, iteration {candidate['iteration']})",

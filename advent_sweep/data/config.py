@@ -82,10 +82,10 @@ class DataConfig(BaseModel):
         "synthetic", description="The target dataset (unlabelled in training): synthetic or cityscapes. Default: synthetic."
     )
     source_root: str | None = Field(
-        None, description="Folder of the source dataset (GTA5: images/, labels/; SYNTHIA: RGB/, GT/LABELS/). Required for real data."
+        None, description="Folder of the source dataset (GTA5: images/, labels/; SYNTHIA: RGB/, GT/LABELS/). Default: null; required for real data."
     )
     target_root: str | None = Field(
-        None, description="Folder of Cityscapes (leftImg8bit/, gtFine/). Required for real data."
+        None, description="Folder of Cityscapes (leftImg8bit/, gtFine/). Default: null; required for real data."
     )
     source_list: str | None = Field(
         None, description="A text file naming the source images to train on, one file name a line. Default: null (every image)."
@@ -115,7 +115,7 @@ class DataConfig(BaseModel):
         "stay at full resolution). Default: [1024, 512]."
     )
     synthetic: SyntheticConfig = Field(
-        SyntheticConfig(), description="The synthetic benchmark's settings (used when source and target are synthetic)."
+        SyntheticConfig(), description="The synthetic benchmark's settings (used when source and target are synthetic). Default: each field's default."
     )
     num_workers: int = Field(0, ge=0, description="DataLoader worker processes per run, in processes. Default: 0 (load in the trainer's process).")
 

@@ -187,7 +187,8 @@ def _trainer_settings() -> type[BaseModel]:
         description=f"{weights.description} Or a mapping backbone → one of these, with an entry for every backbone a trial can have.",
     )
     fields["weights"] = (Union[weights.annotation, dict[str, Union[str, None]]], by_backbone)
-    return create_model("TrainerSettings", __config__=ConfigDict(extra="forbid"), __doc__=_trainer_settings.__doc__.split("\n")[0], **fields)
+    doc = "TrainConfig's settings fixed for every trial: every one but data; weights may also be a mapping backbone → weights."
+    return create_model("TrainerSettings", __config__=ConfigDict(extra="forbid"), __doc__=doc, **fields)
 
 
 TrainerSettings = _trainer_settings()
@@ -219,6 +220,7 @@ class SweepFields(BaseModel):
         "written here or searched keeps its TrainConfig default. Default: {} (every default)."
     )
     space: dict[str, ParamSpec] = Field(
+        min_length=1,
         description="The search space: a mapping TrainConfig setting → how it is sampled (float, int or categorical). "
         "Required; at least one parameter; a setting is either fixed in trainer or searched here."
     )
