@@ -29,6 +29,7 @@ from advent_sweep.sweep.spec_models import (
     FloatParam,
     Param,
     ParamSpec,
+    Resources,
     SchedulerSpec,
     SearcherSpec,
     SweepFields,
@@ -69,6 +70,7 @@ _MESSAGES = {
     "name": {"string_pattern_mismatch": "not a safe folder name; allowed: 1–100 letters, digits, '.', '_', '-', not starting with '.', '_' or '-'"},
     "mode": {"literal_error": f"unknown mode; allowed: {', '.join(MODE_NAMES)}"},
 }
+_PARAM = TypeAdapter(ParamSpec)
 _PARAM_MODELS = dict(zip(PARAM_TYPES, typing.get_args(Param)))  # (to name a parameter's allowed keys in a message)
 
 
@@ -297,9 +299,6 @@ def _check_param_name(problems: Problems, loc: tuple, name: Any, fixed: dict[str
     else:
         return True
     return False
-
-
-_PARAM = TypeAdapter(ParamSpec)
 
 
 def _parse_param(problems: Problems, loc: tuple, spec: Any) -> Param | None:
