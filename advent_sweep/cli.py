@@ -207,7 +207,7 @@ def cmd_launch(args: argparse.Namespace) -> int:
 
 def cmd_best(args: argparse.Namespace) -> int:
     from advent_sweep.analysis import export_best, format_top, load_results
-    from advent_sweep.analysis.best import export_confirmed
+    from advent_sweep.analysis.confirmed import export_confirmed
 
     output = Path(args.output or "best.yaml") if args.output or not args.top else None
     if output is not None:
