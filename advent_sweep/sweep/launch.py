@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,6 +53,11 @@ class SweepOutcome:
         state) do not count: a resume cannot bring them back.
         """
         return self.statuses.get("running", 0) > 0
+
+    @property
+    def succeeded(self) -> bool:
+        """At least one trial trained to the end or was stopped by the scheduler: the sweep has an answer."""
+        return bool(self.statuses.get("completed", 0) or self.statuses.get("stopped", 0))
 
 
 def check_sweep_folder(spec: SweepSpec, resume: bool) -> None:
@@ -147,6 +154,8 @@ def start_ray(address: str | None, verbose: bool = False) -> bool:
 
     Worker logs (a "Checkpoint successfully created" line per report, among others) reach the console only
     when ``verbose``; a failed trial's traceback is in its error file and the driver's log either way.
+    ``ray.init`` replaces the process's SIGTERM handler (Python's with an exit, its core's with an abort);
+    a handler the caller installed (the CLI's graceful stop) is put back.
     """
     address = address or os.environ.get("RAY_ADDRESS")
     if address is None:
@@ -155,10 +164,13 @@ def start_ray(address: str | None, verbose: bool = False) -> bool:
 
     if ray.is_initialized():
         return False
+    on_sigterm = signal.getsignal(signal.SIGTERM)
     if address is None:
         ray.init(address="local", include_dashboard=False, configure_logging=False, log_to_driver=verbose)
     else:
         ray.init(address=address, log_to_driver=verbose)
+    if callable(on_sigterm) and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, on_sigterm)
     return True
 
 
@@ -170,7 +182,8 @@ def shutdown_started_ray(started: bool) -> None:
         ray.shutdown()
 
 
-def _tuner(spec: SweepSpec, data: DomainData, resume: bool, verbose: bool, reuse_actors: bool = True) -> Any:
+def _tuner(spec: SweepSpec, data: DomainData, resume: bool, verbose: bool, reuse_actors: bool = True,
+           quiet: bool = False) -> Any:
     from ray import tune
 
     from advent_sweep.sweep.checkpoints import KEPT_WHILE_RUNNING, CheckpointRetention
@@ -202,20 +215,20 @@ def _tuner(spec: SweepSpec, data: DomainData, resume: bool, verbose: bool, reuse
             storage_path=spec.storage,
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=KEPT_WHILE_RUNNING),
-            callbacks=callbacks if verbose else [*callbacks, ConsoleProgress(spec.metric, max_t)],
+            callbacks=callbacks if verbose or quiet else [*callbacks, ConsoleProgress(spec.metric, max_t)],
             verbose=None if verbose else 0,
         ),
     )
 
 
 def launch(spec: SweepSpec, address: str | None = None, resume: bool = False, data: DomainData | None = None,
-           verbose: bool = False, reuse_actors: bool = True) -> SweepOutcome:
+           verbose: bool = False, reuse_actors: bool = True, quiet: bool = False) -> SweepOutcome:
     """Run (or resume) the sweep to the end and summarise it.
 
     ``data`` lets a notebook sweep its own dataset objects; by default they are built from ``spec.data``.
     ``reuse_actors=False`` starts a new worker per trial (what benchmarks/sweep_efficiency.py compares against).
     The console gets a line per trial event; ``verbose`` gives Ray's own output (status tables, worker logs)
-    instead. A resumed sweep keeps the Tune output it was launched with (Ray restores its RunConfig).
+    instead, ``quiet`` neither. A resumed sweep keeps the Tune output it was launched with (Ray restores its RunConfig).
     """
     if data is None:
         data = prepare(spec, resume)
@@ -228,21 +241,32 @@ def launch(spec: SweepSpec, address: str | None = None, resume: bool = False, da
         from advent_sweep.sweep.console import tune_console
 
         with tune_console(verbose):
-            _tuner(spec, data, resume, verbose, reuse_actors).fit()
+            _tuner(spec, data, resume, verbose, reuse_actors, quiet).fit()
     finally:
         shutdown_started_ray(started_ray)
     return _outcome(spec)
 
 
-def _outcome(spec: SweepSpec) -> SweepOutcome:
-    """Summarise from the Parquet the sink wrote: the same numbers the analysis will show."""
+def _read_trials(folder: str) -> list[dict[str, Any]]:
+    """The rows of a sweep folder's trials.parquet, as the sink last wrote them."""
     import pyarrow.parquet as pq
 
-    filesystem, root = filesystem_and_path(spec.folder)
-    trials = pq.read_table(f"{root}/trials.parquet", filesystem=filesystem).to_pylist()
+    filesystem, root = filesystem_and_path(folder)
+    return pq.read_table(f"{root}/trials.parquet", filesystem=filesystem).to_pylist()
+
+
+def trial_statuses(folder: str) -> dict[str, int]:
+    """How many trials of the sweep (or confirm run) in ``folder`` ended in each status; ``running``: interrupted."""
     statuses: dict[str, int] = {}
-    for trial in trials:
+    for trial in _read_trials(folder):
         statuses[trial["status"]] = statuses.get(trial["status"], 0) + 1
+    return statuses
+
+
+def _outcome(spec: SweepSpec) -> SweepOutcome:
+    """Summarise from the Parquet the sink wrote: the same numbers the analysis will show."""
+    trials = _read_trials(spec.folder)
+    statuses = trial_statuses(spec.folder)
     scored = [t for t in trials if t["best_value"] is not None]
     pick = max if spec.mode == "max" else min
     best = pick(scored, key=lambda t: t["best_value"]) if scored else None

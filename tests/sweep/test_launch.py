@@ -150,7 +150,7 @@ def test_best_export_from_the_real_sink_picks_by_rule_and_retrains(asha_sweep, t
     exported = TrainConfig.from_yaml(tmp_path / "best.yaml")
     trial_config = trials.set_index("trial_id").loc[choice.trial_id, "config_json"]
     assert exported == TrainConfig.model_validate_json(trial_config)
-    assert main(["train", str(tmp_path / "best.yaml"), "--output", str(tmp_path / "rerun"), "--quiet"]) == 0
+    assert main(["train", str(tmp_path / "best.yaml"), "--output-dir", str(tmp_path / "rerun"), "--quiet"]) == 0
     assert (tmp_path / "rerun" / "checkpoint.pt").exists()
 
 
