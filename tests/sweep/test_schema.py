@@ -80,6 +80,39 @@ def test_every_search_space_starts_with_the_modeline_and_fits_the_schema(path):
     assert schema_errors("space", yaml.safe_load(text)) == []
 
 
+@pytest.mark.parametrize("kind", ["space", "train"])
+def test_the_schemas_are_valid_draft_2020_12(kind):
+    jsonschema.Draft202012Validator.check_schema(json_schema(kind))
+
+
+ACCEPTED_SPACES = {
+    "empty sections": spec_values(data=None, searcher=None, scheduler=None, resources=None, checkpoints=None, trainer=None),
+    "grid without num_samples": spec_values(
+        space={"method": {"type": "categorical", "choices": ["minent", "advent"]},
+               "class_prior_mu": {"type": "float", "low": 0.0, "high": 0.5, "step": 0.25}},
+        searcher={"sampler": "grid"}, scheduler={"type": "fifo"}, num_samples=None,
+    ),
+    "null and bool choices, mode and metric": spec_values(
+        space={"bn_momentum": {"type": "categorical", "choices": [None, 0.01]},
+               "multi_level": {"type": "categorical", "choices": [True, False]}},
+        searcher={"points_to_evaluate": [{"bn_momentum": None}]}, metric="target_entropy", mode="min", max_failures=-1,
+    ),
+    "real data, GPUs, weights by backbone": spec_values(
+        data={"source": "synthia", "target": "cityscapes", "source_root": "/d/s", "target_root": "/d/c", "protocol": 16},
+        trainer={"weights": {"resnet101": "/w.pth", "vgg16": None}, "device": "cuda", "iterations": 300, "poly_horizon": 300,
+                 "eval_interval": 50},
+        space={"backbone": {"type": "categorical", "choices": ["resnet101", "vgg16"]}},
+        searcher={}, resources={"cpu": 4, "gpu": 0.5}, checkpoints={"keep_stopped": True},
+    ),
+}
+
+
+@pytest.mark.parametrize("values", ACCEPTED_SPACES.values(), ids=ACCEPTED_SPACES)
+def test_the_schema_accepts_what_validate_accepts(values):
+    SweepSpec.model_validate(values)
+    assert schema_errors("space", values) == []
+
+
 def test_a_config_best_exports_fits_the_train_schema(tmp_path):
     results = load_results(write_sweep(tmp_path, "fake", fake_trials()[:4]))
     path = tmp_path / "best.yaml"
