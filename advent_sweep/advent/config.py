@@ -92,7 +92,7 @@ class TrainConfig(BaseModel):
     )
     batch_size_source: int = Field(1, ge=1, description="Source images per iteration. Default: 1.")
     batch_size_target: int = Field(1, ge=1, description="Target images per iteration. Default: 1.")
-    eval_batch_size: int = Field(1, ge=1, description="Images per batch at evaluation (scores do not depend on it). Default: 1.")
+    eval_batch_size: int = Field(1, ge=1, description="Images per batch at evaluation. Default: 1.")
     eval_interval: int = Field(
         2_000, ge=1, description="Evaluate on target val (and report, in a sweep) every this many iterations. Default: 2000."
     )

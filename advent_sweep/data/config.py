@@ -64,7 +64,7 @@ class SyntheticConfig(BaseModel):
     seed: int = Field(0, description="Seed of the generated scenes (the same seed makes the same images). Default: 0.")
     size: Size = Field((64, 64), description="Image size [width, height], in pixels. Default: [64, 64].")
     num_train: int = Field(200, ge=1, description="Training images per domain, in images. Default: 200.")
-    num_val: int = Field(50, ge=1, description="Target-val images, in images. Default: 50.")
+    num_val: int = Field(50, ge=1, description="Validation images per domain (target val; the held-out source val), in images. Default: 50.")
     target_style: TargetStyle | None = Field(
         None, description="Overrides of the target rendering style (the domain shift). Default: null (the built-in shift)."
     )

@@ -169,8 +169,8 @@ class CheckpointsSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     keep_stopped: StrictBool = Field(
-        False, description="Keep the checkpoint of a trial the scheduler stopped early (each trial's last snapshot is kept "
-        "either way). Default: false."
+        False, description="Keep the checkpoint of a trial the scheduler stopped early (a trial that trains to the end keeps "
+        "its last either way). Default: false."
     )
 
 
