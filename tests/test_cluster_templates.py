@@ -308,7 +308,10 @@ def test_named_space_files_finds_paths():
 
 def trials_held(nodes: list[tuple[int, float, float]], cpu: float, gpu: float) -> int:
     """How many trials of ``cpu`` CPUs and ``gpu`` GPUs fit on (count, CPUs, GPUs) nodes, as Ray packs them."""
-    per_node = lambda cpus, gpus: min(math.floor(cpus / cpu) if cpu else math.inf, math.floor(gpus / gpu) if gpu else math.inf)  # noqa: E731
+
+    def per_node(cpus: float, gpus: float) -> float:
+        return min(math.floor(cpus / cpu) if cpu else math.inf, math.floor(gpus / gpu) if gpu else math.inf)
+
     return sum(count * per_node(cpus, gpus) for count, cpus, gpus in nodes)
 
 

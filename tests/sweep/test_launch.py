@@ -203,3 +203,30 @@ def test_a_label_free_sweep_tells_optuna_and_asha_only_its_validator(local_ray, 
     assert exit_info.value.code == 2
     assert ("invalid choice: 'target_accuracy' (choose from 'best', 'last', 'target_entropy', 'target_im', 'target_bnm', "
             "'target_snd', 'source_val_miou')") in capsys.readouterr().err
+
+
+def test_each_node_that_can_hold_a_trial_is_checked_for_the_weights_file(local_ray, tmp_path):
+    import socket
+
+    import torch
+
+    from advent_sweep.errors import ConfigError
+    from advent_sweep.model.backbones import BACKBONES
+    from advent_sweep.sweep.launch import check_weights_on_nodes
+
+    present, absent = tmp_path / "resnet18.pth", tmp_path / "absent.pth"
+    torch.save(BACKBONES["resnet18"]().state_dict(), present)
+    # (one machine: every node sees the same files, so "absent" stands for a file a node lacks)
+    spec = tiny_spec(tmp_path, "weights", trainer={**TINY_TRAINER, "weights": str(absent)})
+    with pytest.raises(ConfigError) as error:
+        check_weights_on_nodes(spec)
+    assert str(error.value) == (
+        f"trainer.weights: node 127.0.0.1 ({socket.gethostname()}) lacks {absent}; every node that runs trials reads "
+        "the weights at that path: put the file on a shared filesystem or into each node's image "
+        "(checked 1 node(s) that can hold a trial)"
+    )
+    assert check_weights_on_nodes(tiny_spec(tmp_path, "w", trainer={**TINY_TRAINER, "weights": str(present)})) == ["127.0.0.1"]
+    too_big = {"cpu": 1, "gpu": 2}  # the module's Ray has 1 GPU: no node can hold such a trial, none is checked
+    assert check_weights_on_nodes(tiny_spec(tmp_path, "w", trainer={**TINY_TRAINER, "weights": str(absent)}, resources=too_big)) == []
+    torchvision_name = {**TINY_TRAINER, "weights": "ResNet18_Weights.IMAGENET1K_V1"}  # downloaded by each node: no file to check
+    assert check_weights_on_nodes(tiny_spec(tmp_path, "w", trainer=torchvision_name)) == []
