@@ -230,3 +230,15 @@ def test_each_node_that_can_hold_a_trial_is_checked_for_the_weights_file(local_r
     assert check_weights_on_nodes(tiny_spec(tmp_path, "w", trainer={**TINY_TRAINER, "weights": str(absent)}, resources=too_big)) == []
     torchvision_name = {**TINY_TRAINER, "weights": "ResNet18_Weights.IMAGENET1K_V1"}  # downloaded by each node: no file to check
     assert check_weights_on_nodes(tiny_spec(tmp_path, "w", trainer=torchvision_name)) == []
+
+
+def test_launch_stops_before_the_tuner_when_a_node_lacks_the_weights(local_ray, tmp_path, monkeypatch):
+    import advent_sweep.sweep.launch as launching
+    from advent_sweep.errors import ConfigError
+
+    monkeypatch.setattr(launching, "check_weights_on_driver", lambda spec: None)  # the driver has it, a node does not
+    absent = tmp_path / "absent.pth"
+    spec = tiny_spec(tmp_path / "results", "node_lacks", trainer={**TINY_TRAINER, "weights": str(absent)})
+    with pytest.raises(ConfigError, match=rf"^trainer.weights: node 127.0.0.1 \(.*\) lacks {absent};"):
+        launch(spec)
+    assert not Path(spec.folder).exists()  # nothing written: the Tuner never started
