@@ -322,7 +322,9 @@ def launch(spec: SweepSpec, address: str | None = None, resume: bool = False, da
     try:
         from advent_sweep.sweep.console import tune_console
 
-        check_weights_on_nodes(spec)
+        if weight_files(spec) and not check_weights_on_nodes(spec) and not quiet:
+            print("weights: no node that can hold a trial is up yet (an autoscaler adds them); each trial's node "
+                  "must have the weights file, or the trial fails naming its host", flush=True)
 
         with tune_console(verbose):
             _tuner(spec, data, resume, verbose, reuse_actors, quiet).fit()

@@ -242,3 +242,22 @@ def test_launch_stops_before_the_tuner_when_a_node_lacks_the_weights(local_ray, 
     with pytest.raises(ConfigError, match=rf"^trainer.weights: node 127.0.0.1 \(.*\) lacks {absent};"):
         launch(spec)
     assert not Path(spec.folder).exists()  # nothing written: the Tuner never started
+
+
+def test_launch_says_when_no_node_that_can_hold_a_trial_is_up(local_ray, tmp_path, monkeypatch, capsys):
+    from types import SimpleNamespace
+
+    import torch
+
+    import advent_sweep.sweep.launch as launching
+    from advent_sweep.model.backbones import BACKBONES
+
+    monkeypatch.setattr(launching, "_tuner", lambda *args, **kwargs: SimpleNamespace(fit=lambda: None))
+    monkeypatch.setattr(launching, "_outcome", lambda spec: None)
+    present = tmp_path / "resnet18.pth"
+    torch.save(BACKBONES["resnet18"]().state_dict(), present)
+    trainer = {**TINY_TRAINER, "weights": str(present)}
+    launch(tiny_spec(tmp_path / "results", "fits", trainer=trainer))
+    assert "no node that can hold a trial" not in capsys.readouterr().out  # the module's node holds one and has the file
+    launch(tiny_spec(tmp_path / "results", "waits", trainer=trainer, resources={"cpu": 1, "gpu": 2}))  # 1 GPU here
+    assert "weights: no node that can hold a trial is up yet (an autoscaler adds them)" in capsys.readouterr().out
