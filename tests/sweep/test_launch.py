@@ -253,7 +253,7 @@ def test_launch_says_when_no_node_that_can_hold_a_trial_is_up(local_ray, tmp_pat
     from advent_sweep.model.backbones import BACKBONES
 
     monkeypatch.setattr(launching, "_tuner", lambda *args, **kwargs: SimpleNamespace(fit=lambda: None))
-    monkeypatch.setattr(launching, "_outcome", lambda spec: None)
+    monkeypatch.setattr(launching, "_outcome", lambda spec: SimpleNamespace(interrupted=True))  # no sweep end: no predictions
     present = tmp_path / "resnet18.pth"
     torch.save(BACKBONES["resnet18"]().state_dict(), present)
     trainer = {**TINY_TRAINER, "weights": str(present)}
