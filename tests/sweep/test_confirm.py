@@ -63,7 +63,7 @@ def test_confirm_retrains_the_top_configurations_on_fresh_seeds(small_sweep, tmp
         assert table.loc[index, "mean"] == pytest.approx(values.mean())
         assert table.loc[index, "std"] == pytest.approx(values.std())
         assert table.loc[index, "optimism"] == pytest.approx(candidate["reported"] - values.mean())
-        assert table.loc[index, "interval_95"] == pytest.approx(12.706 * values.std() / 2 ** 0.5)
+        assert table.loc[index, "interval_95"] == pytest.approx(12.7062047 * values.std() / 2 ** 0.5)
         assert candidate["reported"] == pytest.approx(sweep_trials.loc[candidate["trial_id"], "best_value"])
     assert pd.read_parquet(folder / "summary.parquet")["mean"].tolist() == pytest.approx(table["mean"].tolist())
     rules = summary.rules.set_index("rule")
