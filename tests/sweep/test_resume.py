@@ -1,6 +1,6 @@
 """A sweep whose driver is killed resumes with --resume, reruns no finished trial and proposes no configuration twice."""
 
-import os
+import json
 import signal
 import subprocess
 import sys
@@ -9,12 +9,13 @@ from pathlib import Path
 
 import optuna
 import pandas as pd
-import psutil
 import pytest
 import yaml
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
+
+from tests.processes import process_tree, run_process_tree
 
 pytestmark = pytest.mark.slow
 
@@ -40,42 +41,35 @@ def completed_trials(folder: Path) -> pd.DataFrame:
     return trials[trials.status == "completed"]
 
 
-def stop_tree(process: subprocess.Popen, family: list[psutil.Process]) -> None:
-    """Kill the driver's process group and every descendant recorded while it ran."""
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    process.wait(timeout=30)
-    for child in family:
-        try:
-            child.kill()
-        except psutil.NoSuchProcess:
-            pass
+def ray_iterations(folder: Path, trial_id: str) -> list[int]:
+    """The trainer iteration of every report Ray logged for the trial, in order (its result.json, appended per report).
+
+    The Parquet sink keeps the first row of a (trial, iteration); this file keeps them all, so a finished trial run
+    again under its id, or a trial restarted from scratch, shows here.
+    """
+    (trial_folder,) = [path for path in folder.iterdir() if path.is_dir() and f"_{trial_id}_" in path.name]
+    lines = (trial_folder / "result.json").read_text().splitlines()
+    return [json.loads(line)["iteration"] for line in lines if line.strip()]
 
 
 def test_killed_driver_resumes_without_rerunning_finished_trials(tmp_path):
     space = tmp_path / "space.yaml"
     space.write_text(yaml.safe_dump({**SPACE, "storage": str(tmp_path / "results")}))
     folder = tmp_path / "results" / "killed"
-    log = open(tmp_path / "first.log", "w")
-    driver = subprocess.Popen([ADVENT_SWEEP, "launch", str(space)], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    family: list[psutil.Process] = []
-    try:
+    with open(tmp_path / "first.log", "w") as log, \
+            process_tree([ADVENT_SWEEP, "launch", str(space)], stdout=log, stderr=subprocess.STDOUT) as driver:
         deadline = time.monotonic() + 240
         while len(completed_trials(folder)) < 1:
             assert driver.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
             assert time.monotonic() < deadline, "no trial completed in time"
-            family = psutil.Process(driver.pid).children(recursive=True) or family
             time.sleep(0.5)
-    finally:
-        family += psutil.Process(driver.pid).children(recursive=True) if driver.poll() is None else []
-        stop_tree(driver, family)
-    killed_at = pd.Timestamp.now(tz="UTC")
+        driver.send_signal(signal.SIGKILL)  # no chance to save anything; leaving the block then stops its Ray
     finished_before = set(completed_trials(folder).trial_id)
-    assert 1 <= len(finished_before) < 4
+    assert 1 <= len(finished_before) < 4, "the kill came before the sweep's end"
+    logged_before = {trial_id: ray_iterations(folder, trial_id) for trial_id in finished_before}
+    assert all(iterations == [2, 4, 6] for iterations in logged_before.values()), logged_before
 
-    resumed = subprocess.run([ADVENT_SWEEP, "launch", str(space), "--resume"], capture_output=True, text=True, timeout=400)
+    resumed = run_process_tree([ADVENT_SWEEP, "launch", str(space), "--resume"], timeout=400)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
 
     reports = pd.read_parquet(folder / "reports")
@@ -83,12 +77,15 @@ def test_killed_driver_resumes_without_rerunning_finished_trials(tmp_path):
     # A trial that started after Ray last saved its state is unknown to the resume: "lost", its proposal run anew.
     lost = trials[trials.status == "lost"]
     assert (trials.status == "completed").sum() == 4 and set(trials.status) <= {"completed", "lost"}
-    assert not reports.duplicated(["trial_id", "iteration"]).any()
     reports = reports[~reports.trial_id.isin(lost.trial_id)]
     assert len(reports) == 4 * 3
     before = reports[reports.trial_id.isin(finished_before)]
     assert len(before) == 3 * len(finished_before)
-    assert (before.timestamp < killed_at).all(), "a trial finished before the kill was rerun"
+    for trial_id in finished_before - set(lost.trial_id):  # Ray logged no report of a finished trial again
+        assert ray_iterations(folder, trial_id) == [2, 4, 6], f"finished trial {trial_id} was run again"
+    for trial_id in set(trials.trial_id) - set(lost.trial_id):  # none went back to iteration 2 after a later one
+        iterations = ray_iterations(folder, trial_id)
+        assert iterations[-1] == 6 and iterations.count(2) == 1, f"trial {trial_id} restarted from scratch: {iterations}"
 
     # The Optuna study (its journal in the sweep folder) holds each trial once, told once, and no proposal twice
     journal = JournalStorage(JournalFileBackend(str(folder / "optuna-journal.log")))
