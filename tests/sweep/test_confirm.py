@@ -2,9 +2,7 @@
 
 import json
 import os
-import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -19,7 +17,8 @@ from advent_sweep.sweep.launch import launch
 from advent_sweep.sweep.spec import SweepSpec
 from tests.sweep.test_resume import SPACE as RESUME_SPACE
 from tests.processes import process_tree, run_process_tree
-from tests.sweep.test_resume import ADVENT_SWEEP, completed_trials, ray_iterations
+from tests.ray_results import kill_after_a_report_of_an_unfinished_trial, resumed_at, trial_events, went_back
+from tests.sweep.test_resume import ADVENT_SWEEP
 
 pytestmark = pytest.mark.slow
 
@@ -115,37 +114,34 @@ def test_best_confirmed_from_the_cli_exports_the_best_mean_over_seeds(confirmed,
     assert TrainConfig.model_validate(yaml.safe_load(text)).lr == winner["config"]["lr"]
 
 
-def test_a_killed_confirm_resumes_without_rerunning_finished_seeds(tmp_path):
+def test_a_killed_confirm_resumes_without_rerunning_finished_seeds(tmp_path, monkeypatch):
+    """Checked in the resumed driver's Tune events, which the Parquet sink's de-duplication cannot hide."""
     space = tmp_path / "space.yaml"
     space.write_text(yaml.safe_dump({**SPACE, "name": "killed", "storage": str(tmp_path), "max_concurrent": 1}))
     launched = run_process_tree([ADVENT_SWEEP, "launch", str(space)], timeout=400)
     assert launched.returncode == 0, launched.stderr[-3000:]
     sweep = tmp_path / "killed"
-    with open(tmp_path / "confirm.log", "w") as log, process_tree(
+    monkeypatch.setenv("TUNE_GLOBAL_CHECKPOINT_S", "0")  # Ray saves its state at every step: the kill loses no report
+    confirm_log = tmp_path / "confirm.log"
+    with open(confirm_log, "w") as log, process_tree(
             [ADVENT_SWEEP, "confirm", str(sweep), "--top", "2", "--seeds", "2"], stdout=log, stderr=subprocess.STDOUT) as driver:
-        deadline = time.monotonic() + 300
-        while len(completed_trials(sweep / "confirm")) < 1:
-            assert driver.poll() is None, (tmp_path / "confirm.log").read_text()[-3000:]
-            assert time.monotonic() < deadline, "no confirm run finished in time"
-            time.sleep(0.5)
-        driver.send_signal(signal.SIGKILL)  # leaving the block then stops its Ray
-    finished = completed_trials(sweep / "confirm")
+        finished = kill_after_a_report_of_an_unfinished_trial(confirm_log, driver, timeout=300)
     assert 1 <= len(finished) < 4, "the kill came before every seed had finished"
     before = pd.read_parquet(sweep / "confirm" / "reports")
-    before = before[before.trial_id.isin(finished.trial_id)].set_index(["trial_id", "iteration"])["timestamp"]
+    before = before[before.trial_id.isin(finished)].set_index(["trial_id", "iteration"])["timestamp"]
 
     resumed = run_process_tree([ADVENT_SWEEP, "confirm", str(sweep), "--resume"], timeout=400)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    events = trial_events(resumed.stdout)
+    assert not finished & set(events), f"a finished seed was trained again: {[events[t] for t in finished & set(events)]}"
+    assert any(at >= 2 for at in resumed_at(resumed.stdout).values()), f"no seed went on from a checkpoint:\n{resumed.stdout}"
+    assert not went_back(resumed.stdout), f"restarted from scratch: {went_back(resumed.stdout)}"
     trials = pd.read_parquet(sweep / "confirm" / "trials.parquet")
     reports = pd.read_parquet(sweep / "confirm" / "reports")
     assert len(trials) == 4 and set(trials.status) == {"completed"}
     assert len(reports) == 4 * 2
     after = reports.set_index(["trial_id", "iteration"])["timestamp"]
     assert after.loc[before.index].equals(before)
-    for trial_id in finished.trial_id:  # Ray's log of every report: none of a finished seed's came again
-        assert ray_iterations(sweep / "confirm", trial_id) == [2, 4], f"finished seed {trial_id} was trained again"
-    for trial_id in trials.trial_id:
-        assert ray_iterations(sweep / "confirm", trial_id).count(2) == 1, f"{trial_id} restarted from scratch"
     assert "confirmed target_miou" in resumed.stdout
 
 

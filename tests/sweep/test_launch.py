@@ -15,6 +15,7 @@ import pytest
 from advent_sweep.data import build_domain_data
 from advent_sweep.sweep.launch import launch
 from advent_sweep.sweep.spec import SweepSpec
+from tests.ray_results import ray_iterations
 
 pytestmark = pytest.mark.slow
 
@@ -49,13 +50,6 @@ def local_ray():
 
 def read_sweep(folder: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     return pd.read_parquet(Path(folder) / "reports"), pd.read_parquet(Path(folder) / "trials.parquet")
-
-
-def ray_result_rows(folder: str, trial_id: str) -> list[dict]:
-    """Every report Ray logged for the trial (its result.json, appended per report): the Parquet sink keeps the first
-    row of an (trial, iteration), this file keeps them all, so a rerun or a restart from scratch shows here."""
-    (trial_folder,) = [path for path in Path(folder).iterdir() if path.is_dir() and f"_{trial_id}_" in path.name]
-    return [json.loads(line) for line in (trial_folder / "result.json").read_text().splitlines() if line.strip()]
 
 
 class TrialEvents:
@@ -168,7 +162,7 @@ def test_a_failed_trial_is_retried_from_its_checkpoint(local_ray, tmp_path):
     assert sorted(reports.iteration) == [2, 4, 6]
     assert reports.set_index("iteration").attempt.to_dict() == {2: 0, 4: 1, 6: 1}
     # Ray's own log of every report: the retry went on at iteration 4; a restart from scratch would report 2 again
-    assert [row["iteration"] for row in ray_result_rows(outcome.folder, trials.trial_id[0])] == [2, 4, 6]
+    assert ray_iterations(outcome.folder, trials.trial_id[0]) == [2, 4, 6]
 
 
 def test_best_export_from_the_real_sink_picks_by_rule_and_retrains(asha_sweep, tmp_path):

@@ -1,10 +1,7 @@
 """A sweep whose driver is killed resumes with --resume, reruns no finished trial and proposes no configuration twice."""
 
-import json
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import optuna
@@ -16,6 +13,7 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
 from tests.processes import process_tree, run_process_tree
+from tests.ray_results import kill_after_a_report_of_an_unfinished_trial, resumed_at, trial_events, went_back
 
 pytestmark = pytest.mark.slow
 
@@ -33,44 +31,27 @@ SPACE = {
 ADVENT_SWEEP = str(Path(sys.executable).parent / "advent-sweep")
 
 
-def completed_trials(folder: Path) -> pd.DataFrame:
-    try:
-        trials = pd.read_parquet(folder / "trials.parquet")
-    except (FileNotFoundError, OSError):
-        return pd.DataFrame({"status": []})
-    return trials[trials.status == "completed"]
-
-
-def ray_iterations(folder: Path, trial_id: str) -> list[int]:
-    """The trainer iteration of every report Ray logged for the trial, in order (its result.json, appended per report).
-
-    The Parquet sink keeps the first row of a (trial, iteration); this file keeps them all, so a finished trial run
-    again under its id, or a trial restarted from scratch, shows here.
-    """
-    (trial_folder,) = [path for path in folder.iterdir() if path.is_dir() and f"_{trial_id}_" in path.name]
-    lines = (trial_folder / "result.json").read_text().splitlines()
-    return [json.loads(line)["iteration"] for line in lines if line.strip()]
-
-
-def test_killed_driver_resumes_without_rerunning_finished_trials(tmp_path):
+def test_killed_driver_resumes_without_rerunning_finished_trials(tmp_path, monkeypatch):
+    """Evidence the Parquet sink cannot hide (it keeps the first row of a trial and iteration): the resumed driver's
+    Tune events. A finished trial run again would start again; a trial restarted from scratch would report an
+    iteration at or below the one it was resumed at."""
     space = tmp_path / "space.yaml"
     space.write_text(yaml.safe_dump({**SPACE, "storage": str(tmp_path / "results")}))
     folder = tmp_path / "results" / "killed"
-    with open(tmp_path / "first.log", "w") as log, \
+    monkeypatch.setenv("TUNE_GLOBAL_CHECKPOINT_S", "0")  # Ray saves its state at every step: the kill loses no report
+    first_log = tmp_path / "first.log"
+    with open(first_log, "w") as log, \
             process_tree([ADVENT_SWEEP, "launch", str(space)], stdout=log, stderr=subprocess.STDOUT) as driver:
-        deadline = time.monotonic() + 240
-        while len(completed_trials(folder)) < 1:
-            assert driver.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
-            assert time.monotonic() < deadline, "no trial completed in time"
-            time.sleep(0.5)
-        driver.send_signal(signal.SIGKILL)  # no chance to save anything; leaving the block then stops its Ray
-    finished_before = set(completed_trials(folder).trial_id)
+        finished_before = kill_after_a_report_of_an_unfinished_trial(first_log, driver, timeout=300)
+    # leaving the block stopped the killed driver's Ray
     assert 1 <= len(finished_before) < 4, "the kill came before the sweep's end"
-    logged_before = {trial_id: ray_iterations(folder, trial_id) for trial_id in finished_before}
-    assert all(iterations == [2, 4, 6] for iterations in logged_before.values()), logged_before
 
     resumed = run_process_tree([ADVENT_SWEEP, "launch", str(space), "--resume"], timeout=400)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    events = trial_events(resumed.stdout)
+    assert not finished_before & set(events), f"a finished trial ran again: {[events[t] for t in finished_before & set(events)]}"
+    assert any(at >= 2 for at in resumed_at(resumed.stdout).values()), f"no trial went on from a checkpoint:\n{resumed.stdout}"
+    assert not went_back(resumed.stdout), f"restarted from scratch: {went_back(resumed.stdout)}"
 
     reports = pd.read_parquet(folder / "reports")
     trials = pd.read_parquet(folder / "trials.parquet")
@@ -79,13 +60,7 @@ def test_killed_driver_resumes_without_rerunning_finished_trials(tmp_path):
     assert (trials.status == "completed").sum() == 4 and set(trials.status) <= {"completed", "lost"}
     reports = reports[~reports.trial_id.isin(lost.trial_id)]
     assert len(reports) == 4 * 3
-    before = reports[reports.trial_id.isin(finished_before)]
-    assert len(before) == 3 * len(finished_before)
-    for trial_id in finished_before - set(lost.trial_id):  # Ray logged no report of a finished trial again
-        assert ray_iterations(folder, trial_id) == [2, 4, 6], f"finished trial {trial_id} was run again"
-    for trial_id in set(trials.trial_id) - set(lost.trial_id):  # none went back to iteration 2 after a later one
-        iterations = ray_iterations(folder, trial_id)
-        assert iterations[-1] == 6 and iterations.count(2) == 1, f"trial {trial_id} restarted from scratch: {iterations}"
+    assert set(finished_before) <= set(trials.trial_id[trials.status == "completed"])
 
     # The Optuna study (its journal in the sweep folder) holds each trial once, told once, and no proposal twice
     journal = JournalStorage(JournalFileBackend(str(folder / "optuna-journal.log")))
