@@ -71,8 +71,8 @@ def went_back(console: str) -> dict[str, list[str]]:
 def kill_after_a_report_of_an_unfinished_trial(log: Path, driver: subprocess.Popen, timeout: float) -> set[str]:
     """Wait until a trial has completed and another has reported but not completed; SIGKILL the driver then.
 
-    Returns the trials the console showed completed. Run the driver with TUNE_GLOBAL_CHECKPOINT_S=0, so that Ray
-    saves its state at every step: the unfinished trial's checkpoint is then in that state and the resume restores it.
+    Returns the trials the console showed completed. With TUNE_GLOBAL_CHECKPOINT_S=0 for the driver, Ray saves its
+    state at every step: the unfinished trial's checkpoint is then in that state and a resume restores it.
     """
     deadline = time.monotonic() + timeout
     while True:
