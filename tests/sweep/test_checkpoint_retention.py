@@ -62,7 +62,7 @@ def test_only_the_last_checkpoint_of_each_trial_that_was_not_stopped_is_left(def
     last = reports[(reports.trial_id == default_sweep.best_trial) & (reports.iteration == best.iterations)]
     scores = json.loads((tmp_path / "scores.json").read_text())["metrics"]
     assert len(last) == 1 and scores["target_miou"] == last.target_miou.iloc[0]
-    assert scores["target_entropy"] == pytest.approx(last.target_entropy.iloc[0], rel=1e-9)
+    assert scores["target_entropy"] == pytest.approx(last.target_entropy.iloc[0], rel=1e-5)  # a float32 mean
 
 
 def test_keep_stopped_keeps_the_stopped_trials_last_checkpoint(local_ray, tmp_path):
