@@ -7,6 +7,7 @@ processes a process group of their own; they all stay in the driver's session, s
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 from collections.abc import Iterator
@@ -58,7 +59,8 @@ def stop_process_tree(process: subprocess.Popen) -> None:
     for _ in range(2):  # again, for anything started meanwhile
         tree = session_members(process.pid)
         if process.poll() is None:
-            tree.append(psutil.Process(process.pid))
+            with contextlib.suppress(psutil.NoSuchProcess):
+                tree.append(psutil.Process(process.pid))
         if not tree:
             break
         for member in tree:
