@@ -110,7 +110,13 @@ def test_a_resumed_run_keeps_its_thread_count_unless_another_is_given(tmp_path):
 
 
 @pytest.mark.slow
-def test_the_exported_best_config_retrains_to_the_trials_numbers_exactly(tmp_path, monkeypatch):
+def folder_state(folder: Path) -> dict[str, tuple[int, int]]:
+    """Every file under ``folder``: its size and modification time (ns), by relative path."""
+    return {str(path.relative_to(folder)): (path.stat().st_size, path.stat().st_mtime_ns)
+            for path in folder.rglob("*") if path.is_file()}
+
+
+def test_the_exported_best_config_retrains_to_the_trials_numbers_exactly(tmp_path, monkeypatch, capsys):
     """Each trial holds 1 CPU, so it trains on 1 thread, and the exported file says so: a retrain in a fresh
     process that could use all of this machine's cores adds up floats in the trial's order and ends on the
     trial's numbers to the bit (on 2 threads it would not: 16.41 against 16.49 target mIoU, measured here).
@@ -126,6 +132,12 @@ def test_the_exported_best_config_retrains_to_the_trials_numbers_exactly(tmp_pat
     }
     assert main(["launch", str(write_yaml(tmp_path / "space.yaml", space))]) == 0
     assert main(["best", str(storage / "exact"), "-o", str(best)]) == 0
+
+    # a second launch of the same file: exit 2 before Ray starts, the sweep folder as it was
+    before = folder_state(storage)
+    assert main(["launch", str(tmp_path / "space.yaml")]) == 2
+    assert "a sweep named 'exact' exists there" in capsys.readouterr().err
+    assert folder_state(storage) == before
     exported = yaml.safe_load(best.read_text())
     assert exported["threads"] == 1
     trials = pd.read_parquet(storage / "exact" / "trials.parquet")
@@ -180,6 +192,31 @@ def test_bad_space_exits_2_and_creates_nothing(tmp_path, capsys, case):
     assert main(["launch", str(path), "--dry-run"]) == 2
     assert main(["launch", str(path)]) == 2
     assert not storage.exists()
+
+
+def test_validate_prints_the_resolved_spec_and_exits_0(tmp_path, capsys):
+    """Defaults filled in and --storage applied: what launch would run, not the file's text."""
+    from advent_sweep.sweep.spec import SweepSpec
+
+    assert main(["validate", "search_spaces/quickstart.yaml", "--storage", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    spec = SweepSpec.from_yaml("search_spaces/quickstart.yaml").with_storage(str(tmp_path))
+    assert printed.strip() == spec.describe().strip()
+    assert f"sweep 'quickstart' → {tmp_path / 'quickstart'}" in printed
+    assert "bn_momentum        0.01" in printed, "a TrainConfig default the file does not set"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failure_that_is_not_bad_input_exits_1_with_its_traceback(tmp_path, capsys, monkeypatch):
+    from advent_sweep.advent import run
+
+    def out_of_memory(*args, **kwargs):
+        raise RuntimeError("CUDA out of memory")
+
+    monkeypatch.setattr(run, "train_to_end", out_of_memory)
+    assert main(["train", str(write_yaml(tmp_path / "run.yaml", TINY_RUN)), "--output-dir", str(tmp_path / "run"), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" in err and err.rstrip().endswith("advent-sweep train: failed: CUDA out of memory")
 
 
 def test_dry_run_prints_the_plan_and_starts_nothing(tmp_path, capsys):

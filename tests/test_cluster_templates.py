@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import math
 import re
 import shlex
@@ -47,20 +46,18 @@ def load_documents(name: str) -> list:
     return list(yaml.safe_load_all((CLUSTER / name).read_text()))
 
 
-def validate_launcher_config(config: dict) -> None:
-    """Validate a `ray up` config the way `ray up` does, offline.
+def validate_launcher_config(config: dict) -> dict:
+    """Validate a `ray up` config the way `ray up` does, offline, and return it as `ray up` fills it in.
 
     `ray up` fills in the provider's defaults (`prepare_config`) and checks the result
     against ray/autoscaler/ray-schema.json plus a few rules (`validate_config`), before it
-    loads any cloud SDK. Should that private API move, fall back to the schema alone.
+    loads any cloud SDK.
     """
-    try:
-        from ray.autoscaler._private.util import prepare_config, validate_config
-    except ImportError:  # pragma: no cover - depends on the installed Ray
-        schema_path = Path(ray.__file__).parent / "autoscaler" / "ray-schema.json"
-        jsonschema.validate(config, json.loads(schema_path.read_text()))
-        return
-    validate_config(prepare_config(copy.deepcopy(config)))
+    from ray.autoscaler._private.util import prepare_config, validate_config
+
+    prepared = prepare_config(copy.deepcopy(config))
+    validate_config(prepared)
+    return prepared
 
 
 def launch_commands(text: str) -> list[list[str]]:
@@ -108,7 +105,10 @@ def test_yaml_parses(name):
 @pytest.mark.parametrize("name", LAUNCHER_FILES)
 def test_launcher_config_passes_rays_validation(name):
     (config,) = load_documents(name)
-    validate_launcher_config(config)
+    prepared = validate_launcher_config(config)
+    assert prepared["head_node_type"] in prepared["available_node_types"]
+    assert set(prepared["available_node_types"]) == set(config["available_node_types"]), "Ray kept every node type"
+    assert prepared["max_workers"] == config["max_workers"]
 
 
 @pytest.mark.parametrize(

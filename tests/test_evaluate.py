@@ -88,12 +88,14 @@ def test_a_checkpoint_alone_and_the_paper_ensemble_by_hand(checkpoints, tmp_path
 
 
 def test_weights_are_normalised_and_decide_the_ensemble(checkpoints, tmp_path, capsys):
-    # 4 : 1 → 0.8 · road 1 = 0.8 against 0.2 · sky 3 = 0.6: road everywhere
+    # 7 : 2 on logits → 7/9 · road 1 = 0.78 against 2/9 · sky 3 = 0.67: road everywhere. Averaging probabilities
+    # instead (softmax over 7 classes) gives road 7/9 · 0.312 + 2/9 · 0.038 = 0.251 against sky 7/9 · 0.115 +
+    # 2/9 · 0.770 = 0.260: sky everywhere. So this ratio tells the paper's logit sum from a probability average.
     output = tmp_path / "weighted.json"
-    code, _ = run([str(checkpoints["road"]), str(checkpoints["sky"]), "--weights", "4", "1", "-o", str(output)], capsys)
+    code, _ = run([str(checkpoints["road"]), str(checkpoints["sky"]), "--weights", "7", "2", "-o", str(output)], capsys)
     assert code == 0
     weighted = json.loads(output.read_text())
-    assert [c["weight"] for c in weighted["checkpoints"]] == pytest.approx([0.8, 0.2])
+    assert [c["weight"] for c in weighted["checkpoints"]] == pytest.approx([7 / 9, 2 / 9])
     assert weighted["metrics"]["target_miou"] == pytest.approx(miou_predicting(ROAD))
 
 

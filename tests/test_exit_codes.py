@@ -7,11 +7,11 @@ import sys
 import time
 from pathlib import Path
 
-import psutil
 import pytest
 import yaml
 
 from advent_sweep.cli import main
+from tests.processes import process_tree
 
 pytestmark = pytest.mark.slow
 
@@ -42,26 +42,10 @@ def test_a_sweep_whose_every_trial_diverges_exits_1_with_a_summary(tmp_path, cap
     assert "no trial completed or was stopped by the scheduler (2 diverged)" in err
 
 
-def stop_tree(process: subprocess.Popen) -> None:
-    """Kill the driver and every process it started (raylet, GCS, workers), by process id."""
-    try:
-        family = [psutil.Process(process.pid), *psutil.Process(process.pid).children(recursive=True)]
-    except psutil.NoSuchProcess:
-        family = []
-    for member in family:
-        try:
-            member.kill()
-        except psutil.NoSuchProcess:
-            pass
-    process.wait(timeout=30)
-
-
 @pytest.mark.parametrize(("stop", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_an_interrupted_sweep_exits_128_plus_the_signal_and_prints_the_resume_command(tmp_path, stop, code):
     space = space_file(tmp_path, "interrupted", iterations=400, lr_choices=[1e-3, 2e-3])
-    process = subprocess.Popen([ADVENT_SWEEP, "launch", str(space)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, start_new_session=True)
-    try:
+    with process_tree([ADVENT_SWEEP, "launch", str(space)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
         reports = tmp_path / "results" / "interrupted" / "reports"
         deadline = time.monotonic() + 240
         while not (reports.exists() and any(reports.glob("*.parquet"))) and time.monotonic() < deadline:
@@ -70,8 +54,6 @@ def test_an_interrupted_sweep_exits_128_plus_the_signal_and_prints_the_resume_co
         assert process.poll() is None, "the sweep ended before it could be interrupted"
         os.kill(process.pid, stop)
         out, err = process.communicate(timeout=120)
-    finally:
-        stop_tree(process)
 
     assert process.returncode == code, out[-2000:] + err[-2000:]
     assert f"interrupted by {stop.name}; continue with: advent-sweep launch {space} --resume" in err

@@ -17,6 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
+from scipy import stats
 
 import advent_sweep
 from advent_sweep.analysis.best import SCHEMA_COMMENT, BestChoice, select_best
@@ -25,10 +26,6 @@ from advent_sweep.analysis.results import SweepResults
 from advent_sweep.errors import ResultsError
 from advent_sweep.selection import ACCURACY, SELECTION_RULES
 from advent_sweep.storage import filesystem_and_path, write_atomically
-
-# Student's t, 0.975 quantile, by degrees of freedom: the 95% interval of a mean over few seeds.
-T_975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
-         2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
 
 
 @dataclass(frozen=True)
@@ -46,7 +43,7 @@ def interval_95(values: pd.Series) -> float:
     n = values.count()
     if n < 2:
         return math.nan
-    return (T_975[n - 2] if n - 2 < len(T_975) else 1.96) * values.std() / math.sqrt(n)
+    return float(stats.t.ppf(0.975, df=n - 1)) * values.std() / math.sqrt(n)
 
 
 def candidate_of(results: SweepResults, plan: dict[str, Any]) -> pd.Series:

@@ -1,7 +1,6 @@
 """The synthetic benchmark: deterministic, fast, a real colour gap over shared scene geometry."""
 
 import pickle
-import time
 from dataclasses import fields, replace
 
 import numpy as np
@@ -68,10 +67,8 @@ def test_both_domains_share_the_scene_geometry():
     assert gap.max() < 0.03
 
 
-def test_default_benchmark_is_fast_small_and_well_formed():
-    start = time.perf_counter()
+def test_default_benchmark_is_small_and_well_formed():
     data = build_domain_data(DataConfig())
-    assert time.perf_counter() - start < 5.0
     assert data.class_names == SYNTHETIC_CLASS_NAMES and data.num_classes == 7
     assert (len(data.source), len(data.target), len(data.target_val), len(data.source_val)) == (200, 200, 50, 50)
     assert abs(sum(data.class_prior) - 1) < 1e-12

@@ -1,5 +1,6 @@
 """Checkpoints left after a sweep: one per trial that may resume or be evaluated, none for an ASHA-stopped trial unless kept."""
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -44,7 +45,7 @@ def default_sweep(local_ray, tmp_path_factory):
 
 
 def test_only_the_last_checkpoint_of_each_trial_that_was_not_stopped_is_left(default_sweep, tmp_path):
-    _, trials = read_sweep(default_sweep.folder)
+    reports, trials = read_sweep(default_sweep.folder)
     assert set(trials.status) == {"completed", "stopped"}
     for trial in trials.itertuples():
         folders = checkpoint_folders(default_sweep.folder, trial.trial_id)
@@ -57,7 +58,11 @@ def test_only_the_last_checkpoint_of_each_trial_that_was_not_stopped_is_left(def
     best = trials.set_index("trial_id").loc[default_sweep.best_trial]
     assert main(["best", default_sweep.folder, "-o", str(tmp_path / "best.yaml")]) == 0
     assert main(["evaluate", best.checkpoint_path, "--quiet", "-o", str(tmp_path / "scores.json")]) == 0
-    assert (tmp_path / "scores.json").exists()
+    # the checkpoint is the last report's; evaluated on the trial's thread count, it scores what the trial reported
+    last = reports[(reports.trial_id == default_sweep.best_trial) & (reports.iteration == best.iterations)]
+    scores = json.loads((tmp_path / "scores.json").read_text())["metrics"]
+    assert len(last) == 1 and scores["target_miou"] == last.target_miou.iloc[0]
+    assert scores["target_entropy"] == pytest.approx(last.target_entropy.iloc[0], rel=1e-5)  # a float32 mean
 
 
 def test_keep_stopped_keeps_the_stopped_trials_last_checkpoint(local_ray, tmp_path):

@@ -3,11 +3,9 @@
 import json
 import os
 import subprocess
-import time
 from pathlib import Path
 
 import pandas as pd
-import psutil
 import pytest
 import yaml
 
@@ -18,7 +16,9 @@ from advent_sweep.sweep.confirm import confirm
 from advent_sweep.sweep.launch import launch
 from advent_sweep.sweep.spec import SweepSpec
 from tests.sweep.test_resume import SPACE as RESUME_SPACE
-from tests.sweep.test_resume import ADVENT_SWEEP, completed_trials, stop_tree
+from tests.processes import process_tree, run_process_tree
+from tests.ray_results import kill_after_a_report_of_an_unfinished_trial, resumed_at, trial_events, went_back
+from tests.sweep.test_resume import ADVENT_SWEEP
 
 pytestmark = pytest.mark.slow
 
@@ -38,8 +38,14 @@ def small_sweep(tmp_path_factory):
     return spec
 
 
-def test_confirm_retrains_the_top_configurations_on_fresh_seeds(small_sweep, tmp_path):
-    summary = confirm(small_sweep.folder, top=2, seeds=2)
+@pytest.fixture(scope="module")
+def confirmed(small_sweep):
+    """The small sweep after one confirm run of its top 2 on 2 seeds, and that run's summary."""
+    return small_sweep, confirm(small_sweep.folder, top=2, seeds=2)
+
+
+def test_confirm_retrains_the_top_configurations_on_fresh_seeds(confirmed, tmp_path):
+    small_sweep, summary = confirmed
     folder = Path(small_sweep.folder) / "confirm"
     plan = json.loads((folder / "plan.json").read_text())
     trials = pd.read_parquet(folder / "trials.parquet")
@@ -48,7 +54,7 @@ def test_confirm_retrains_the_top_configurations_on_fresh_seeds(small_sweep, tmp
 
     assert len(trials) == 2 * 2 and set(trials.status) == {"completed"}
     assert plan["seeds"] == [1, 2]  # the sweep trained on seed 0
-    assert not reports.duplicated(["trial_id", "iteration"]).any() and len(reports) == 4 * 2
+    assert len(reports) == 4 * 2
     for index, candidate in enumerate(plan["candidates"]):
         source = TrainConfig.model_validate_json(sweep_trials.loc[candidate["trial_id"], "config_json"])
         runs = [TrainConfig.model_validate_json(text) for text in trials.config_json]
@@ -63,7 +69,7 @@ def test_confirm_retrains_the_top_configurations_on_fresh_seeds(small_sweep, tmp
         assert table.loc[index, "mean"] == pytest.approx(values.mean())
         assert table.loc[index, "std"] == pytest.approx(values.std())
         assert table.loc[index, "optimism"] == pytest.approx(candidate["reported"] - values.mean())
-        assert table.loc[index, "interval_95"] == pytest.approx(12.706 * values.std() / 2 ** 0.5)
+        assert table.loc[index, "interval_95"] == pytest.approx(12.7062047 * values.std() / 2 ** 0.5)
         assert candidate["reported"] == pytest.approx(sweep_trials.loc[candidate["trial_id"], "best_value"])
     assert pd.read_parquet(folder / "summary.parquet")["mean"].tolist() == pytest.approx(table["mean"].tolist())
     rules = summary.rules.set_index("rule")
@@ -83,46 +89,60 @@ def test_confirm_retrains_the_top_configurations_on_fresh_seeds(small_sweep, tmp
     assert "confirmed on 2 fresh seeds" in text and TrainConfig.model_validate(yaml.safe_load(text)).lr == chosen.config["lr"]
 
 
-def test_a_second_confirm_without_resume_is_refused(small_sweep, capsys):
+def test_a_second_confirm_without_resume_is_refused(confirmed, capsys):
     from advent_sweep.cli import main
 
-    if not (Path(small_sweep.folder) / "confirm" / "plan.json").exists():
-        pytest.skip("runs after the confirm test")
+    small_sweep, _ = confirmed
+    folder = Path(small_sweep.folder) / "confirm"
+    before = {path: path.read_bytes() for path in folder.rglob("*") if path.is_file()}
     assert main(["confirm", small_sweep.folder]) == 2
     assert "a confirm run exists there; pass --resume" in capsys.readouterr().err
+    assert {path: path.read_bytes() for path in folder.rglob("*") if path.is_file()} == before, "the folder is unchanged"
 
 
-def test_a_killed_confirm_resumes_without_rerunning_finished_seeds(tmp_path):
+def test_best_confirmed_from_the_cli_exports_the_best_mean_over_seeds(confirmed, tmp_path, capsys):
+    from advent_sweep.cli import main
+
+    small_sweep, summary = confirmed
+    plan = json.loads((Path(small_sweep.folder) / "confirm" / "plan.json").read_text())
+    table = summary.configurations.set_index("candidate")
+    winner = plan["candidates"][table["mean"].idxmax()]
+    assert main(["best", small_sweep.folder, "--confirmed", "-o", str(tmp_path / "confirmed.yaml")]) == 0
+    assert winner["trial_id"] in capsys.readouterr().out
+    text = (tmp_path / "confirmed.yaml").read_text()
+    assert "confirmed on 2 fresh seeds" in text
+    assert TrainConfig.model_validate(yaml.safe_load(text)).lr == winner["config"]["lr"]
+
+
+def test_a_killed_confirm_resumes_without_rerunning_finished_seeds(tmp_path, monkeypatch):
+    """Checked in the resumed driver's Tune events, which the Parquet sink's de-duplication cannot hide."""
     space = tmp_path / "space.yaml"
     space.write_text(yaml.safe_dump({**SPACE, "name": "killed", "storage": str(tmp_path), "max_concurrent": 1}))
-    assert subprocess.run([ADVENT_SWEEP, "launch", str(space)], capture_output=True).returncode == 0
+    launched = run_process_tree([ADVENT_SWEEP, "launch", str(space)], timeout=400)
+    assert launched.returncode == 0, launched.stderr[-3000:]
     sweep = tmp_path / "killed"
-    log = open(tmp_path / "confirm.log", "w")
-    driver = subprocess.Popen([ADVENT_SWEEP, "confirm", str(sweep), "--top", "2", "--seeds", "2"],
-                              stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    family: list[psutil.Process] = []
-    try:
-        deadline = time.time() + 300
-        while time.time() < deadline and len(completed_trials(sweep / "confirm")) < 1:
-            family += [p for p in psutil.Process(driver.pid).children(recursive=True) if p not in family]
-            time.sleep(0.5)
-        assert len(completed_trials(sweep / "confirm")) >= 1, (tmp_path / "confirm.log").read_text()[-3000:]
-    finally:
-        stop_tree(driver, family)
-    finished = completed_trials(sweep / "confirm")
+    monkeypatch.setenv("TUNE_GLOBAL_CHECKPOINT_S", "0")  # Ray saves its state at every step: the kill loses no report
+    confirm_log = tmp_path / "confirm.log"
+    with open(confirm_log, "w") as log, process_tree(
+            [ADVENT_SWEEP, "confirm", str(sweep), "--top", "2", "--seeds", "2"], stdout=log, stderr=subprocess.STDOUT) as driver:
+        finished = kill_after_a_report_of_an_unfinished_trial(confirm_log, driver, timeout=300)
+    assert 1 <= len(finished) < 4, "the kill came before every seed had finished"
     before = pd.read_parquet(sweep / "confirm" / "reports")
-    before = before[before.trial_id.isin(finished.trial_id)].set_index(["trial_id", "iteration"])["timestamp"]
+    before = before[before.trial_id.isin(finished)].set_index(["trial_id", "iteration"])["timestamp"]
 
-    resumed = subprocess.run([ADVENT_SWEEP, "confirm", str(sweep), "--resume"], capture_output=True, text=True)
+    resumed = run_process_tree([ADVENT_SWEEP, "confirm", str(sweep), "--resume"], timeout=400)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    events = trial_events(resumed.stdout)
+    assert not finished & set(events), f"a finished seed was trained again: {[events[t] for t in finished & set(events)]}"
+    assert any(at >= 2 for at in resumed_at(resumed.stdout).values()), f"no seed went on from a checkpoint:\n{resumed.stdout}"
+    assert not went_back(resumed.stdout), f"restarted from scratch: {went_back(resumed.stdout)}"
     trials = pd.read_parquet(sweep / "confirm" / "trials.parquet")
     reports = pd.read_parquet(sweep / "confirm" / "reports")
     assert len(trials) == 4 and set(trials.status) == {"completed"}
-    assert not reports.duplicated(["trial_id", "iteration"]).any() and len(reports) == 4 * 2
+    assert len(reports) == 4 * 2
     after = reports.set_index(["trial_id", "iteration"])["timestamp"]
-    assert after.loc[before.index].equals(before), "a finished seed was trained again"
+    assert after.loc[before.index].equals(before)
     assert "confirmed target_miou" in resumed.stdout
-
 
 
 def test_the_plan_reads_a_sweep_through_a_file_uri_as_from_its_folder(tmp_path):

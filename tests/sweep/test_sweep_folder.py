@@ -95,8 +95,13 @@ def test_resume_needs_ray_state(tmp_path):
 
 def test_resume_with_the_same_spec_is_accepted_wherever_the_storage_now_is(tmp_path):
     spec = tiny_spec(tmp_path)
-    started(spec, saved=tiny_spec(tmp_path / "where it was first"))
+    folder = started(spec, saved=tiny_spec(tmp_path / "where it was first"))
+    saved = (folder / "sweep.json").read_text()
+    assert json.loads(saved)["spec"]["storage"] != spec.storage
     check_sweep_folder(spec, resume=True)
+    assert (folder / "sweep.json").read_text() == saved and sorted(p.name for p in folder.iterdir()) == ["sweep.json", "tuner.pkl"]
+    with pytest.raises(ConfigError, match="in: num_samples;"):  # the same folder, one other field changed
+        check_sweep_folder(tiny_spec(tmp_path, num_samples=3), resume=True)
 
 
 def test_a_sweep_saved_before_a_setting_existed_resumes_with_its_default(tmp_path):
@@ -106,6 +111,9 @@ def test_a_sweep_saved_before_a_setting_existed_resumes_with_its_default(tmp_pat
     del saved["spec"]["checkpoints"]  # as written before the checkpoints section was added
     (Path(spec.folder) / "sweep.json").write_text(json.dumps(saved))
     check_sweep_folder(spec, resume=True)
+    assert "checkpoints" not in json.loads((Path(spec.folder) / "sweep.json").read_text())["spec"]
+    with pytest.raises(ConfigError, match="in: checkpoints.keep_stopped;"):  # a value other than the default is a change
+        check_sweep_folder(tiny_spec(tmp_path, checkpoints={"keep_stopped": True}), resume=True)
 
 
 def test_resume_with_an_edited_spec_names_every_changed_field(tmp_path):
