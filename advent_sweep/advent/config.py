@@ -18,7 +18,9 @@ from advent_sweep.validation import load_yaml
 Method = Literal["source_only", "minent", "advent", "advent_minent"]
 METHODS_WITH_DISCRIMINATOR = ("advent", "advent_minent")
 METHODS_WITH_ENTROPY_LOSS = ("minent", "advent_minent")
-OFFICIAL_REPEATS_BACKBONE = "resnet101"  # the official v1 DeepLab-V2 whose optim_parameters repeats parameters
+OFFICIAL_REPEATS_BACKBONE = "resnet101"
+# The official 1 costs more than 3% of a step on the quickstart (benchmarks/README.md, trainer_speed): the smallest that does not.
+LOG_INTERVAL_DEFAULT = 1  # the official v1 DeepLab-V2 whose optim_parameters repeats parameters
 
 
 class SourceWarmup(BaseModel):
@@ -70,6 +72,14 @@ class TrainConfig(BaseModel):
     batch_size_target: int = Field(1, ge=1)
     eval_batch_size: int = Field(1, ge=1)
     eval_interval: int = Field(2_000, ge=1)
+    log_interval: int = Field(LOG_INTERVAL_DEFAULT, ge=0, description=(
+        "every how many trainer iterations the losses, learning rates and discriminator outputs go to the run's "
+        f"logger (TensorBoard); default {LOG_INTERVAL_DEFAULT} (the official code logs every iteration); 0: never; "
+        "unit: iterations"))
+    viz_interval: int = Field(100, ge=0, description=(
+        "every how many trainer iterations image panels (source and target image, ground truth, colourised "
+        "prediction, entropy map) of the batch just trained on go to the run's logger; default 100 (the official "
+        "TENSORBOARD_VIZRATE); 0: no panels, also none at evaluation; unit: iterations"))
 
     seed: int = 0
     device: str = "auto"

@@ -1,8 +1,9 @@
 """One training run to the end: what ``advent-sweep train CONFIG.yaml`` does.
 
 The output folder holds ``config.yaml`` (the run's full TrainConfig, with the thread count
-it used), ``checkpoint.pt`` (the trainer's state at the last evaluation) and ``metrics.json``
-(every evaluation and the snapshot each selection rule picks). Files are replaced atomically,
+it used), ``checkpoint.pt`` (the trainer's state at the last evaluation), ``metrics.json``
+(every evaluation and the snapshot each selection rule picks) and TensorBoard event files
+(advent/run_logger.py: losses and panels at trainer iterations). Files are replaced atomically,
 so a crash leaves the previous complete version, and ``resume=True`` continues exactly.
 """
 
@@ -20,6 +21,7 @@ import yaml
 from tqdm import tqdm
 
 from advent_sweep.advent.config import TrainConfig
+from advent_sweep.advent.run_logger import TensorBoardLogger
 from advent_sweep.advent.trainer import Trainer, resolve_threads
 from advent_sweep.advent.warmup import load_or_train_warmup
 from advent_sweep.data import DomainData
@@ -105,6 +107,9 @@ def train_to_end(config: TrainConfig, data: DomainData, output: Path, resume: bo
             saved = json.loads((output / METRICS).read_text())["evaluations"]
             evaluations = [e for e in saved if e["iteration"] <= trainer.iteration]
 
+    # A resumed run's writer hides what the interrupted one logged after the checkpoint.
+    # (An interrupted run loses only what it logged after its last checkpoint, which a resume hides anyway.)
+    trainer.logger = TensorBoardLogger(output, purge_step=trainer.iteration + 1 if resuming else None)
     bar = tqdm(total=config.iterations, initial=trainer.iteration, disable=not progress, unit="it", dynamic_ncols=True)
     started = time.perf_counter()
     while trainer.iteration < config.iterations:
@@ -120,5 +125,7 @@ def train_to_end(config: TrainConfig, data: DomainData, output: Path, resume: bo
             write_atomically(output / CHECKPOINT, checkpoint.getbuffer())
             summary = {"evaluations": evaluations, "selection": selection_summary(evaluations)}
             write_atomically(output / METRICS, json.dumps(summary, indent=1).encode())
+            trainer.logger.flush()
     bar.close()
+    trainer.logger.close()
     return {"evaluations": evaluations, "selection": selection_summary(evaluations)}
