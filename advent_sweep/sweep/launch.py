@@ -28,6 +28,8 @@ from advent_sweep.sweep.study_journal import JOURNAL_FILE
 LOOPBACK_ONLY = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 # What Tuner.restore needs (Ray's tuner.pkl), and what the sink, the searcher and launch write into a sweep folder.
 TUNER_STATE = "tuner.pkl"
+# Read by Tune when a Tuner (also a restored one) fits: "1" adds none of its logger callbacks but those given.
+NO_DEFAULT_LOGGERS = "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"
 SWEEP_FILES = (TUNER_STATE, "sweep.json", "trials.parquet", "reports", JOURNAL_FILE)
 
 
@@ -172,6 +174,7 @@ def shutdown_started_ray(started: bool) -> None:
 
 def _tuner(spec: SweepSpec, data: DomainData, resume: bool, verbose: bool, reuse_actors: bool = True) -> Any:
     from ray import tune
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
     from advent_sweep.sweep.checkpoints import KEPT_WHILE_RUNNING, CheckpointRetention
     from advent_sweep.sweep.console import ConsoleProgress
@@ -179,6 +182,9 @@ def _tuner(spec: SweepSpec, data: DomainData, resume: bool, verbose: bool, reuse
     from advent_sweep.sweep.searchers import build_scheduler, build_search_alg
     from advent_sweep.sweep.trainable import train_advent_trial
 
+    # Ray's result.json and progress.csv stay (ExperimentAnalysis reads them; given below, and restored with the
+    # RunConfig); its TensorBoard logger goes: it keys steps by report count, and each trial logs its own events.
+    os.environ[NO_DEFAULT_LOGGERS] = "1"
     trainable = tune.with_resources(
         tune.with_parameters(train_advent_trial, train_config=spec.train_config, data=data, cache_dir=spec.cache_dir,
                              metric=spec.metric),
@@ -190,7 +196,7 @@ def _tuner(spec: SweepSpec, data: DomainData, resume: bool, verbose: bool, reuse
     max_t = spec.scheduler.max_t or spec.base_config.iterations
     sink = ParquetResultSink(spec.folder, spec.name, spec.metric, spec.mode, data.class_names, spec.train_config, max_t)
     # Retention before the sink: the sink's row names the checkpoint that is left.
-    callbacks = [CheckpointRetention(max_t, spec.checkpoints.keep_stopped), sink]
+    callbacks = [CheckpointRetention(max_t, spec.checkpoints.keep_stopped), sink, JsonLoggerCallback(), CSVLoggerCallback()]
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(

@@ -3,7 +3,8 @@
 It restores from ``tune.get_checkpoint()`` first, trains, and every eval interval calls
 ``tune.report`` with the metrics, the trainer iteration (ASHA's time attribute) and a
 checkpoint. A diverged trial reports once with ``diverged: True`` and ends without
-error, so the sweep goes on and no retry is spent on it.
+error, so the sweep goes on and no retry is spent on it. The trainer logs its losses and panels
+(TensorBoard events) into the trial's folder in storage, flushed before each report.
 
 Sweeps reuse worker processes (``reuse_actors``): each trial hands the next one in its
 worker the process-wide torch, RNG and CUDA settings it found, so that a trial's numbers
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import math
 import random
+from contextlib import ExitStack, closing
 import tempfile
 import time
 from collections import defaultdict
@@ -28,6 +30,7 @@ from ray import tune
 
 from advent_sweep.advent.config import TrainConfig
 from advent_sweep.advent.run import build_trainer
+from advent_sweep.advent.run_logger import RunLogger, TensorBoardLogger
 from advent_sweep.data import DomainData
 from advent_sweep.errors import TrainingDiverged
 
@@ -41,8 +44,14 @@ def train_advent_trial(params: dict[str, Any], *, train_config: Callable[[dict[s
     A sweep passes ``SweepSpec.train_config`` (the sampled params over its trainer section), a confirm
     run a grid of (configuration, seed).
     """
-    with process_state_restored():
-        _train(train_config(params), data, cache_dir, metric)
+    with process_state_restored(), ExitStack() as on_exit:
+        _train(train_config(params), data, cache_dir, metric, on_exit)
+
+
+def trial_logger(purge_step: int | None) -> RunLogger:
+    """TensorBoard events in this trial's folder in the sweep's storage (Ray's filesystem for it: local, s3://, gs://)."""
+    storage = tune.get_context().get_storage()
+    return TensorBoardLogger(storage.trial_fs_path, purge_step, filesystem=storage.storage_filesystem)
 
 
 @contextmanager
@@ -70,13 +79,15 @@ def process_state_restored() -> Iterator[None]:
         torch.use_deterministic_algorithms(deterministic[0], warn_only=deterministic[1])
 
 
-def _train(config: TrainConfig, data: DomainData, cache_dir: str, metric: str) -> None:
+def _train(config: TrainConfig, data: DomainData, cache_dir: str, metric: str, on_exit: ExitStack) -> None:
     state = None
     checkpoint = tune.get_checkpoint()
     if checkpoint:
         with checkpoint.as_directory() as folder:
             state = torch.load(Path(folder) / CHECKPOINT_FILE, weights_only=False)
     trainer = build_trainer(config, data, cache_dir, state)
+    # Closed when the trial ends, also when Tune stops it; a resumed trial's writer hides what its lost attempt logged.
+    trainer.logger = on_exit.enter_context(closing(trial_logger(trainer.iteration + 1 if state else None)))
 
     loss_sums: dict[str, float] = defaultdict(float)
     steps, started = 0, time.perf_counter()
@@ -99,6 +110,7 @@ def _train(config: TrainConfig, data: DomainData, cache_dir: str, metric: str) -
             return
         with tempfile.TemporaryDirectory() as folder:
             torch.save(trainer.state_dict(), Path(folder) / CHECKPOINT_FILE)
+            trainer.logger.flush()
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
         loss_sums.clear()
         steps, started = 0, time.perf_counter()
