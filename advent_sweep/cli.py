@@ -212,6 +212,13 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_tensorboard(args: argparse.Namespace) -> int:
+    from advent_sweep.tensorboard_view import serve
+
+    serve(args.folder, args.port)
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="advent-sweep", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"advent-sweep {__version__}")
@@ -276,6 +283,12 @@ def build_parser() -> argparse.ArgumentParser:
     dashboard.add_argument("sweep", help="a sweep folder or URI (<storage>/<name>); for a URI, its journal as of the last trial end")
     dashboard.add_argument("--port", type=_int_at_least(1), default=8080, help="default 8080")
     dashboard.set_defaults(handler=cmd_dashboard)
+
+    tensorboard = commands.add_parser("tensorboard", help="serve TensorBoard on a sweep's or a run's losses and image panels, on 127.0.0.1")
+    tensorboard.add_argument("folder", metavar="SWEEP_OR_RUN",
+                             help="a sweep folder or URI (s3://, gs://, file://): <storage>/<name>; or a run folder of `train`")
+    tensorboard.add_argument("--port", type=_int_at_least(1), default=6006, help="the port on 127.0.0.1")
+    tensorboard.set_defaults(handler=cmd_tensorboard)
 
     evaluate = commands.add_parser("evaluate", help="score checkpoints alone or as a weighted ensemble (the paper's AdvEnt+MinEnt)")
     evaluate.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT",

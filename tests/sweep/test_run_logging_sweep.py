@@ -1,0 +1,115 @@
+"""A real sweep's TensorBoard tree: one run per trial at trainer iterations, served by `advent-sweep tensorboard`.
+
+One embedded Ray (loopback only) and one two-trial sweep serve the module.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from advent_sweep.sweep.launch import launch
+from advent_sweep.sweep.spec import SweepSpec
+
+pytestmark = pytest.mark.slow
+
+TRAINER = {
+    "backbone": "resnet18", "multi_level": False, "param_repeats": "unique", "iterations": 4, "poly_horizon": 4,
+    "eval_interval": 2, "batch_size_source": 2, "batch_size_target": 2, "eval_batch_size": 4, "device": "cpu",
+    "log_interval": 1, "viz_interval": 2,
+}
+SPEC = {
+    "name": "watched", "data": {"synthetic": {"seed": 0, "size": [32, 32], "num_train": 8, "num_val": 4}},
+    "trainer": TRAINER, "space": {"lr": {"type": "categorical", "choices": [1e-3, 2e-2]}},
+    "searcher": {"sampler": "random", "seed": 0, "points_to_evaluate": [{"lr": 1e-3}, {"lr": 2e-2}]},
+    "scheduler": {"type": "fifo"}, "num_samples": 2, "max_concurrent": 2, "resources": {"cpu": 1, "gpu": 0},
+}
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    import ray
+
+    ray.init(address="local", num_cpus=2, include_dashboard=False, configure_logging=False)
+    try:
+        outcome = launch(SweepSpec.model_validate({**SPEC, "storage": str(tmp_path_factory.mktemp("storage"))}))
+    finally:
+        ray.shutdown()
+    return Path(outcome.folder)
+
+
+def trial_folders(sweep: Path) -> list[Path]:
+    return sorted(path.parent for path in sweep.glob("*/events.out.tfevents.*"))
+
+
+def test_each_trial_is_one_tensorboard_run_at_trainer_iterations_beside_rays_json_and_csv(sweep):
+    trials = trial_folders(sweep)
+    assert len(trials) == 2
+    assert sorted("lr=0.0010" in t.name or "lr=0.0200" in t.name for t in trials) == [True, True], [t.name for t in trials]
+    for trial in trials:
+        assert len(list(trial.glob("events.out.tfevents.*"))) == 1, "Ray's own TensorBoard logger is off"
+        assert (trial / "result.json").exists() and (trial / "progress.csv").exists()
+        events = EventAccumulator(str(trial), size_guidance={"scalars": 0, "images": 0})
+        events.Reload()
+        scalars = events.Tags()["scalars"]
+        assert not [tag for tag in scalars if tag.startswith("ray/")]
+        for tag in ("loss/seg_src_main", "loss/adv_trg_main", "loss/d_main", "lr/segmenter", "discriminator/target_main"):
+            assert [e.step for e in events.Scalars(tag)] == [1, 2, 3, 4], tag
+        reports = [json.loads(line) for line in (trial / "result.json").read_text().splitlines()]
+        assert [e.step for e in events.Scalars("eval/target_miou")] == [r["iteration"] for r in reports] == [2, 4]
+        assert [e.value for e in events.Scalars("eval/target_miou")] == pytest.approx([r["target_miou"] for r in reports])
+        for tag in ("train/target_prediction", "train/target_entropy", "val/0/prediction"):
+            assert [(e.step, e.width, e.height) for e in events.Images(tag)] == [(2, 32, 32), (4, 32, 32)], tag
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def get_json(url: str):
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def test_tensorboard_command_serves_the_trials_as_runs_on_loopback(sweep):
+    port = free_port()
+    command = [str(Path(sys.executable).parent / "advent-sweep"), "tensorboard", str(sweep), "--port", str(port)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        runs, deadline = [], time.monotonic() + 120
+        while len(runs) < 2 and process.poll() is None and time.monotonic() < deadline:
+            try:
+                runs = get_json(f"http://127.0.0.1:{port}/data/runs")
+            except OSError:
+                time.sleep(0.5)
+        assert sorted(runs) == sorted(t.name for t in trial_folders(sweep))
+        query = urllib.parse.urlencode({"run": runs[0], "tag": "loss/seg_src_main"})
+        series = get_json(f"http://127.0.0.1:{port}/data/plugin/scalars/scalars?{query}")
+        assert [step for _, step, _ in series] == [1, 2, 3, 4]
+        with pytest.raises(OSError):  # not on another address of this machine
+            address = socket.gethostbyname(socket.gethostname())
+            if address.startswith("127."):
+                raise OSError("no address other than loopback to try")
+            socket.create_connection((address, port), timeout=2)
+    finally:
+        process.kill()  # by its process id
+        output = process.communicate(timeout=30)[0]
+    assert f"http://127.0.0.1:{port}/" in output
+
+
+def test_tensorboard_command_on_a_missing_folder_exits_2_naming_it(tmp_path, capsys):
+    from advent_sweep.cli import main
+
+    assert main(["tensorboard", str(tmp_path / "nope"), "--port", str(free_port())]) == 2
+    assert "nope: no such folder" in capsys.readouterr().err
