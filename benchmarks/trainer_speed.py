@@ -10,20 +10,28 @@ both alike; the ratio is printed from this one run.
 its variant's before it runs; both variants share the cuBLAS workspace setting, which
 cuBLAS reads once per process. On CPU the switch changes nothing, and nothing is timed.
 
+``--logging`` instead times eager fp32 without a logger against logging at the defaults (log_interval,
+viz_interval: losses, learning rates and D outputs every log_interval steps, six image panels every
+viz_interval) into TensorBoard event files in a temporary folder: the cost of watching a run. Use
+rounds × steps of at least viz_interval, so that the panels are part of what is timed.
+
     python benchmarks/trainer_speed.py                      # CPU, resnet18, 64x64, batch 4
     python benchmarks/trainer_speed.py --device cuda --backbone resnet101 --size 512 256 --batch 1
     python benchmarks/trainer_speed.py --device cuda --backbone resnet101 --size 512 256 --batch 1 --deterministic
+    python benchmarks/trainer_speed.py --logging --methods advent --batch 4 --steps 50 --rounds 4   # the quickstart's size
 """
 
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
 
 import torch
 
 from advent_sweep.advent.config import TrainConfig
 from advent_sweep.advent.run import build_trainer
+from advent_sweep.advent.run_logger import TensorBoardLogger
 from advent_sweep.advent.trainer import use_deterministic_cuda
 from advent_sweep.data import build_domain_data
 
@@ -31,7 +39,8 @@ METHODS = ("source_only", "minent", "advent", "advent_minent")
 
 
 def make_trainer(args: argparse.Namespace, method: str, variant: str):
-    """``variant``: eager (fp32), fast (compile; on CUDA also channels_last and bf16) or deterministic (eager fp32)."""
+    """``variant``: eager (fp32, no logger), fast (compile; on CUDA also channels_last and bf16), deterministic
+    (eager fp32) or logged (eager fp32, TensorBoard at the default intervals into ``args.log_dir``)."""
     cuda, fast = args.device.startswith("cuda"), variant == "fast"
     config = TrainConfig.model_validate({
         "method": method, "backbone": args.backbone, "multi_level": args.multi_level, "param_repeats": "unique",
@@ -41,7 +50,10 @@ def make_trainer(args: argparse.Namespace, method: str, variant: str):
         "deterministic": variant == "deterministic",
         "data": {"synthetic": {"seed": 0, "size": list(args.size), "num_train": 64, "num_val": 8}},
     })
-    return build_trainer(config, build_domain_data(config.data))
+    trainer = build_trainer(config, build_domain_data(config.data))
+    if variant == "logged":
+        trainer.logger = TensorBoardLogger(f"{args.log_dir}/{method}")
+    return trainer
 
 
 def timed_steps(trainer, steps: int) -> float:
@@ -68,6 +80,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--deterministic", action="store_true", help="time deterministic: false against true (CUDA only)")
+    parser.add_argument("--logging", action="store_true", help="time no logger against TensorBoard logging at the defaults")
     args = parser.parse_args()
 
     if args.deterministic and not args.device.startswith("cuda"):
@@ -75,7 +88,12 @@ def main() -> None:
         return
     print(f"device {args.device}, torch {torch.__version__}, {torch.get_num_threads()} threads, backbone {args.backbone}, "
           f"{args.size[0]}x{args.size[1]}, batch {args.batch}, multi_level {args.multi_level}")
-    base, other = ("eager", "deterministic") if args.deterministic else ("eager", "fast")
+    base, other = ("eager", "deterministic") if args.deterministic else ("eager", "logged") if args.logging else ("eager", "fast")
+    if args.logging:
+        defaults = TrainConfig.model_fields
+        print(f"logged: log_interval {defaults['log_interval'].default}, viz_interval {defaults['viz_interval'].default}; "
+              f"{args.warmup} + {args.rounds} x {args.steps} steps per variant")
+    args.log_dir = tempfile.mkdtemp(prefix="trainer-speed-")
     print(f"{'method':<14} {base + ' it/s':>11} {other + ' it/s':>18} {other + '/' + base:>20}")
     for method in args.methods:
         trainers = {variant: make_trainer(args, method, variant) for variant in (base, other)}

@@ -172,19 +172,30 @@ def shutdown_started_ray(started: bool) -> None:
         ray.shutdown()
 
 
+def ray_file_loggers() -> list[Any]:
+    """Ray's result.json and progress.csv writers, for a Tuner's callbacks; Ray's own TensorBoard logger is turned off.
+
+    ExperimentAnalysis and Tuner.can_restore read the two files; Ray's TensorBoard logger keys steps by report
+    count, and each trial logs its own events at trainer iterations. Tune adds its default loggers when a Tuner
+    (also a restored one) fits unless NO_DEFAULT_LOGGERS is set, so it is set in this process; a restored
+    Tuner's callbacks, these included, come back with its RunConfig.
+    """
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+
+    os.environ[NO_DEFAULT_LOGGERS] = "1"
+    return [JsonLoggerCallback(), CSVLoggerCallback()]
+
+
 def _tuner(spec: SweepSpec, data: DomainData, resume: bool, verbose: bool, reuse_actors: bool = True) -> Any:
     from ray import tune
-    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
     from advent_sweep.sweep.checkpoints import KEPT_WHILE_RUNNING, CheckpointRetention
     from advent_sweep.sweep.console import ConsoleProgress
     from advent_sweep.sweep.parquet_sink import ParquetResultSink, write_sweep_metadata
-    from advent_sweep.sweep.searchers import build_scheduler, build_search_alg
+    from advent_sweep.sweep.searchers import TrialFolderInStudy, build_scheduler, build_search_alg
     from advent_sweep.sweep.trainable import train_advent_trial
 
-    # Ray's result.json and progress.csv stay (ExperimentAnalysis reads them; given below, and restored with the
-    # RunConfig); its TensorBoard logger goes: it keys steps by report count, and each trial logs its own events.
-    os.environ[NO_DEFAULT_LOGGERS] = "1"
+    file_loggers = ray_file_loggers()
     trainable = tune.with_resources(
         tune.with_parameters(train_advent_trial, train_config=spec.train_config, data=data, cache_dir=spec.cache_dir,
                              metric=spec.metric),
@@ -196,7 +207,7 @@ def _tuner(spec: SweepSpec, data: DomainData, resume: bool, verbose: bool, reuse
     max_t = spec.scheduler.max_t or spec.base_config.iterations
     sink = ParquetResultSink(spec.folder, spec.name, spec.metric, spec.mode, data.class_names, spec.train_config, max_t)
     # Retention before the sink: the sink's row names the checkpoint that is left.
-    callbacks = [CheckpointRetention(max_t, spec.checkpoints.keep_stopped), sink, JsonLoggerCallback(), CSVLoggerCallback()]
+    callbacks = [CheckpointRetention(max_t, spec.checkpoints.keep_stopped), sink, *file_loggers, TrialFolderInStudy(spec)]
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(

@@ -113,3 +113,20 @@ def test_tensorboard_command_on_a_missing_folder_exits_2_naming_it(tmp_path, cap
 
     assert main(["tensorboard", str(tmp_path / "nope"), "--port", str(free_port())]) == 2
     assert "nope: no such folder" in capsys.readouterr().err
+
+
+def test_optuna_study_names_its_objective_after_the_metric_and_each_trial_its_ray_id_and_folder(sweep):
+    import optuna
+
+    from advent_sweep.sweep.study_journal import JOURNAL_FILE, journal_storage
+
+    study = optuna.load_study(study_name="watched", storage=journal_storage(str(sweep / JOURNAL_FILE)))
+    assert study.metric_names == ["target_miou"]
+    folders = {t.name: t for t in trial_folders(sweep)}
+    attrs = [trial.user_attrs for trial in study.get_trials()]
+    assert len(attrs) == 2
+    for attr in attrs:
+        folder = Path(attr["trial_folder"])
+        assert folder.parent == sweep and folder.name in folders
+        assert attr["ray_trial_id"] in folder.name
+        assert json.loads((folder / "result.json").read_text().splitlines()[0])["trial_id"] == attr["ray_trial_id"]
