@@ -193,12 +193,13 @@ def _tuner(spec: SweepSpec, data: DomainData, resume: bool, verbose: bool, reuse
     from advent_sweep.sweep.console import ConsoleProgress
     from advent_sweep.sweep.parquet_sink import ParquetResultSink, write_sweep_metadata
     from advent_sweep.sweep.searchers import TrialFolderInStudy, build_scheduler, build_search_alg
+    from advent_sweep.sweep.tracking import MlflowExperimentReady
     from advent_sweep.sweep.trainable import train_advent_trial
 
     file_loggers = ray_file_loggers()
     trainable = tune.with_resources(
         tune.with_parameters(train_advent_trial, train_config=spec.train_config, data=data, cache_dir=spec.cache_dir,
-                             metric=spec.metric),
+                             metric=spec.metric, tracking=spec.tracking),
         {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},
     )
     if resume:
@@ -208,6 +209,8 @@ def _tuner(spec: SweepSpec, data: DomainData, resume: bool, verbose: bool, reuse
     sink = ParquetResultSink(spec.folder, spec.name, spec.metric, spec.mode, data.class_names, spec.train_config, max_t)
     # Retention before the sink: the sink's row names the checkpoint that is left.
     callbacks = [CheckpointRetention(max_t, spec.checkpoints.keep_stopped), sink, *file_loggers, TrialFolderInStudy(spec)]
+    if spec.tracking.mlflow is not None:
+        callbacks.append(MlflowExperimentReady(spec.tracking.mlflow, spec.name, spec.folder))
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(

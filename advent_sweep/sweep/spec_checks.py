@@ -30,6 +30,7 @@ from advent_sweep.sweep.spec_models import (
     SchedulerSpec,
     SearcherSpec,
     SweepFields,
+    TrackingSpec,
 )
 from advent_sweep.sweep.spec_problems import NOTHING, Problems
 
@@ -144,6 +145,11 @@ def check(raw: dict[str, Any]) -> tuple[Problems, dict[str, Any]]:
         _check_resources(problems, resources, base)
     mode = _check_metric(problems, raw.get("metric", "target_miou"), raw.get("mode"))
     checkpoints = _section(problems, "checkpoints", CheckpointsSpec, raw.get("checkpoints"))
+    tracking = _section(problems, "tracking", TrackingSpec, raw.get("tracking"))
+    if tracking and tracking.mlflow and tracking.mlflow.tracking_uri is None and "://" in storage:
+        problems.add(("tracking", "mlflow", "tracking_uri"), "missing: a sweep on a URI has no local folder for MLflow's "
+                     "default; allowed: a server (http://host:5000) or a database (sqlite:///path) every worker reaches",
+                     kind="missing")
 
     resolved = {
         **raw,
@@ -157,6 +163,7 @@ def check(raw: dict[str, Any]) -> tuple[Problems, dict[str, Any]]:
         "resources": resources,
         "mode": mode,
         "checkpoints": checkpoints,
+        "tracking": tracking,
     }
     return problems, resolved
 

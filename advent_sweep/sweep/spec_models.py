@@ -10,9 +10,10 @@ from __future__ import annotations
 import typing
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, field_validator
 
 from advent_sweep.advent.config import TrainConfig
+from advent_sweep.advent.trackers import check_installed, check_tracking_uri
 from advent_sweep.data.config import DataConfig
 
 DEFAULT_STORAGE = "~/advent-sweep-results"
@@ -124,6 +125,54 @@ class CheckpointsSpec(BaseModel):
     keep_stopped: StrictBool = False
 
 
+class MlflowTracking(BaseModel):
+    """Each trial as an MLflow run (named after the trial, its config as parameters, metrics at trainer iterations)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tracking_uri: str | None = Field(None, description=(
+        "where MLflow keeps the runs: a server (http://host:5000) or a database (sqlite:////abs/path/mlflow.db); "
+        "default: the SQLite database mlflow.db in the sweep folder (MLflow 3 refuses a plain folder); a sweep on "
+        "s3:// or gs:// must name one every worker reaches"))
+    experiment: str | None = Field(None, description="the MLflow experiment the trials' runs go in; default: the sweep's name")
+
+    @field_validator("tracking_uri")
+    @classmethod
+    def _known_uri(cls, uri: str | None) -> str | None:
+        return None if uri is None else check_tracking_uri(uri)
+
+
+class WandbTracking(BaseModel):
+    """Each trial as a Weights & Biases run (named after the trial, in a group named after the sweep)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    project: str = Field("advent-sweep", description="the W&B project; default advent-sweep")
+    entity: str | None = Field(None, description="the W&B user or team; default: the logged-in user's default entity")
+    mode: Literal["online", "offline"] = Field("online", description=(
+        "online: sent to W&B as the trial runs (needs `wandb login`); offline: kept in run folders on the worker, "
+        "no network, for `wandb sync` later; default online"))
+    dir: str | None = Field(None, description=(
+        "the local folder W&B writes its run folders (wandb/) into; default: each trial's folder when the sweep's "
+        "storage is local, else the worker's working folder"))
+
+
+class TrackingSpec(BaseModel):
+    """Experiment trackers the trials also log to (besides TensorBoard); each needs its extra installed."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    mlflow: MlflowTracking | None = Field(None, description="log to MLflow (pip install 'advent-sweep[mlflow]'); default: off")
+    wandb: WandbTracking | None = Field(None, description="log to Weights & Biases (pip install 'advent-sweep[wandb]'); default: off")
+
+    @field_validator("mlflow", "wandb")
+    @classmethod
+    def _installed(cls, tracker: BaseModel | None, info: Any) -> BaseModel | None:
+        if tracker is not None:
+            check_installed(info.field_name)
+        return tracker
+
+
 class SweepFields(BaseModel):
     """The top-level keys of a space.yaml, each section as parsed; ``spec.SweepSpec`` is these, checked in full."""
 
@@ -143,3 +192,4 @@ class SweepFields(BaseModel):
     mode: Literal["max", "min"] | None = None
     max_failures: int = Field(2, ge=-1)
     checkpoints: CheckpointsSpec = CheckpointsSpec()
+    tracking: TrackingSpec = Field(TrackingSpec(), description="experiment trackers (MLflow, W&B) the trials log to; default: none")

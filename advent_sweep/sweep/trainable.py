@@ -4,7 +4,8 @@ It restores from ``tune.get_checkpoint()`` first, trains, and every eval interva
 ``tune.report`` with the metrics, the trainer iteration (ASHA's time attribute) and a
 checkpoint. A diverged trial reports once with ``diverged: True`` and ends without
 error, so the sweep goes on and no retry is spent on it. The trainer logs its losses and panels
-(TensorBoard events) into the trial's folder in storage, flushed before each report.
+(TensorBoard events) into the trial's folder in storage, flushed before each report, and to the
+trackers the space's ``tracking:`` section names (sweep/tracking.py).
 
 Sweeps reuse worker processes (``reuse_actors``): each trial hands the next one in its
 worker the process-wide torch, RNG and CUDA settings it found, so that a trial's numbers
@@ -25,33 +26,45 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow.fs as pafs
 import torch
 from ray import tune
 
 from advent_sweep.advent.config import TrainConfig
 from advent_sweep.advent.run import build_trainer
-from advent_sweep.advent.run_logger import RunLogger, TensorBoardLogger
+from advent_sweep.advent.run_logger import FanOutLogger, RunLogger, TensorBoardLogger
 from advent_sweep.data import DomainData
 from advent_sweep.errors import TrainingDiverged
+from advent_sweep.sweep.spec_models import TrackingSpec
+from advent_sweep.sweep.tracking import trial_trackers
 
 CHECKPOINT_FILE = "trainer.pt"
 
 
 def train_advent_trial(params: dict[str, Any], *, train_config: Callable[[dict[str, Any]], TrainConfig],
-                       data: DomainData, cache_dir: str, metric: str) -> None:
+                       data: DomainData, cache_dir: str, metric: str, tracking: TrackingSpec | None = None) -> None:
     """Train the config ``train_config(params)`` on the shared ``data`` (warm-ups cached in ``cache_dir``).
 
     A sweep passes ``SweepSpec.train_config`` (the sampled params over its trainer section), a confirm
-    run a grid of (configuration, seed).
+    run a grid of (configuration, seed). ``tracking``: the trackers each trial also logs to.
     """
     with process_state_restored(), ExitStack() as on_exit:
-        _train(train_config(params), data, cache_dir, metric, on_exit)
+        _train(train_config(params), data, cache_dir, metric, on_exit, tracking or TrackingSpec())
 
 
-def trial_logger(purge_step: int | None) -> RunLogger:
-    """TensorBoard events in this trial's folder in the sweep's storage (Ray's filesystem for it: local, s3://, gs://)."""
-    storage = tune.get_context().get_storage()
-    return TensorBoardLogger(storage.trial_fs_path, purge_step, filesystem=storage.storage_filesystem)
+def trial_logger(purge_step: int | None, config: TrainConfig, tracking: TrackingSpec) -> RunLogger:
+    """TensorBoard events in this trial's folder in the sweep's storage (Ray's filesystem for it: local, s3://, gs://),
+    and the trackers ``tracking`` names."""
+    context = tune.get_context()
+    storage = context.get_storage()
+    tensorboard = TensorBoardLogger(storage.trial_fs_path, purge_step, filesystem=storage.storage_filesystem)
+    if tracking.mlflow is None and tracking.wandb is None:
+        return tensorboard
+    local = isinstance(storage.storage_filesystem, pafs.LocalFileSystem)
+    trackers = trial_trackers(tracking, context.get_experiment_name(), f"{storage.storage_fs_path}/{storage.experiment_dir_name}",
+                              context.get_trial_name(), context.get_trial_id(), storage.trial_fs_path if local else None,
+                              config.model_dump(mode="json"))
+    return FanOutLogger([tensorboard, *trackers])
 
 
 @contextmanager
@@ -79,7 +92,8 @@ def process_state_restored() -> Iterator[None]:
         torch.use_deterministic_algorithms(deterministic[0], warn_only=deterministic[1])
 
 
-def _train(config: TrainConfig, data: DomainData, cache_dir: str, metric: str, on_exit: ExitStack) -> None:
+def _train(config: TrainConfig, data: DomainData, cache_dir: str, metric: str, on_exit: ExitStack,
+           tracking: TrackingSpec) -> None:
     state = None
     checkpoint = tune.get_checkpoint()
     if checkpoint:
@@ -87,7 +101,7 @@ def _train(config: TrainConfig, data: DomainData, cache_dir: str, metric: str, o
             state = torch.load(Path(folder) / CHECKPOINT_FILE, weights_only=False)
     trainer = build_trainer(config, data, cache_dir, state)
     # Closed when the trial ends, also when Tune stops it; a resumed trial's writer hides what its lost attempt logged.
-    trainer.logger = on_exit.enter_context(closing(trial_logger(trainer.iteration + 1 if state else None)))
+    trainer.logger = on_exit.enter_context(closing(trial_logger(trainer.iteration + 1 if state else None, config, tracking)))
 
     loss_sums: dict[str, float] = defaultdict(float)
     steps, started = 0, time.perf_counter()

@@ -1,8 +1,11 @@
-"""A real sweep's TensorBoard tree: one run per trial at trainer iterations, served by `advent-sweep tensorboard`.
+"""A real sweep's TensorBoard tree: one run per trial at trainer iterations, served by `advent-sweep tensorboard`;
+its Optuna study and, with MLflow installed, its runs on a real `mlflow server`.
 
-One embedded Ray (loopback only) and one two-trial sweep serve the module.
+One embedded Ray (loopback only), one MLflow server (127.0.0.1, SQLite in a temporary folder; only when the
+mlflow extra is installed) and one two-trial sweep serve the module; the server is stopped by its process id.
 """
 
+import importlib.util
 import json
 import os
 import socket
@@ -34,14 +37,41 @@ SPEC = {
 }
 
 
+HAS_MLFLOW = importlib.util.find_spec("mlflow") is not None
+
+
 @pytest.fixture(scope="module")
-def sweep(tmp_path_factory):
+def mlflow_server(tmp_path_factory):
+    """`mlflow server` on 127.0.0.1 with a SQLite store in a temporary folder; its URI. None without mlflow."""
+    if not HAS_MLFLOW:
+        yield None
+        return
+    folder, port = tmp_path_factory.mktemp("mlflow"), free_port()
+    command = [str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
+               "--backend-store-uri", f"sqlite:///{folder}/mlflow.db", "--artifacts-destination", str(folder / "artifacts"),
+               "--workers", "1"]
+    process = subprocess.Popen(command, cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    uri, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 180
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            urllib.request.urlopen(f"{uri}/health", timeout=5)
+            break
+        except OSError:
+            time.sleep(1)
+    yield uri
+    process.terminate()  # by its process id; the server stops its own worker on SIGTERM
+    process.wait(timeout=60)
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory, mlflow_server):
     os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
     import ray
 
+    tracking = {"tracking": {"mlflow": {"tracking_uri": mlflow_server}}} if mlflow_server else {}
     ray.init(address="local", num_cpus=2, include_dashboard=False, configure_logging=False)
     try:
-        outcome = launch(SweepSpec.model_validate({**SPEC, "storage": str(tmp_path_factory.mktemp("storage"))}))
+        outcome = launch(SweepSpec.model_validate({**SPEC, **tracking, "storage": str(tmp_path_factory.mktemp("storage"))}))
     finally:
         ray.shutdown()
     return Path(outcome.folder)
@@ -130,3 +160,21 @@ def test_optuna_study_names_its_objective_after_the_metric_and_each_trial_its_ra
         assert folder.parent == sweep and folder.name in folders
         assert attr["ray_trial_id"] in folder.name
         assert json.loads((folder / "result.json").read_text().splitlines()[0])["trial_id"] == attr["ray_trial_id"]
+
+
+@pytest.mark.skipif(not HAS_MLFLOW, reason="the mlflow extra is not installed")
+def test_mlflow_server_holds_one_run_per_trial_with_its_config_and_metrics_at_trainer_iterations(sweep, mlflow_server):
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=mlflow_server)
+    experiment = client.get_experiment_by_name("watched")
+    runs = client.search_runs([experiment.experiment_id])
+    folders = {t.name for t in trial_folders(sweep)}
+    assert len(runs) == 2
+    for run in runs:
+        assert run.info.status == "FINISHED"
+        assert any(folder.startswith(run.info.run_name) for folder in folders), run.info.run_name
+        assert float(run.data.params["lr"]) in (1e-3, 2e-2) and run.data.params["data.synthetic.seed"] == "0"
+        history = client.get_metric_history(run.info.run_id, "loss/seg_src_main")
+        assert sorted(m.step for m in history) == [1, 2, 3, 4]
+        assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "eval/target_miou")) == [2, 4]
