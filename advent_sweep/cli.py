@@ -67,17 +67,34 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = TrainConfig.from_yaml(args.config)
     output = Path(args.output) if args.output else Path("runs") / Path(args.config).stem
     _check_output_folder("--output", output)
+    _check_trackers(args.mlflow, args.wandb)
     cache_dir = output.parent / ".advent-sweep-cache"  # p_s and the source warm-up, shared by runs beside this one
     data = build_domain_data(config.data, cache_dir=cache_dir)
     if config.source_warmup and not args.quiet:
         print(f"source warm-up: {config.source_warmup.iterations} source-only iterations, or read back from {cache_dir}")
-    result = train_to_end(config, data, output, resume=args.resume, progress=not args.quiet, cache_dir=cache_dir)
+    result = train_to_end(config, data, output, resume=args.resume, progress=not args.quiet, cache_dir=cache_dir,
+                          mlflow_uri=args.mlflow, wandb_mode=args.wandb)
     chosen = result["selection"]
     print(f"done: {config.iterations} iterations in {output}")
     for rule, report in chosen.items():
         if report:
             print(f"  {rule:>15}: target mIoU {report['target_miou']:.2f} at iteration {report['iteration']}")
     return EXIT_OK
+
+
+def _check_trackers(mlflow_uri: str | None, wandb_mode: str | None) -> None:
+    """The trackers `train` was asked for are installed, and the MLflow URI is one."""
+    from advent_sweep.advent.trackers import check_installed, check_tracking_uri
+
+    try:
+        if mlflow_uri is not None:
+            check_installed("mlflow")
+            check_tracking_uri(mlflow_uri)
+        if wandb_mode is not None:
+            check_installed("wandb")
+    except ValueError as error:
+        flag = "--wandb" if wandb_mode is not None and "wandb" in str(error) else "--mlflow"
+        raise InputError(f"{flag}: {error}") from None
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -229,6 +246,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--output", "-o", help="run folder (default: runs/<config name>)")
     train.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument("--mlflow", metavar="TRACKING_URI",
+                       help="also log to MLflow at this URI (http://host:5000, sqlite:////abs/mlflow.db), "
+                            "experiment advent-sweep-train, run named after the run folder; needs advent-sweep[mlflow]")
+    train.add_argument("--wandb", choices=["online", "offline"],
+                       help="also log to Weights & Biases (project advent-sweep, group advent-sweep-train); "
+                            "offline keeps the run in the run folder; needs advent-sweep[wandb]")
     train.set_defaults(handler=cmd_train)
 
     validate = commands.add_parser("validate", help="check a space.yaml and print the resolved spec")

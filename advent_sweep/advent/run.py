@@ -9,6 +9,7 @@ so a crash leaves the previous complete version, and ``resume=True`` continues e
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import math
@@ -21,7 +22,8 @@ import yaml
 from tqdm import tqdm
 
 from advent_sweep.advent.config import TrainConfig
-from advent_sweep.advent.run_logger import TensorBoardLogger
+from advent_sweep.advent.run_logger import FanOutLogger, RunLogger, TensorBoardLogger
+from advent_sweep.advent.trackers import MlflowLogger, WandbLogger
 from advent_sweep.advent.trainer import Trainer, resolve_threads
 from advent_sweep.advent.warmup import load_or_train_warmup
 from advent_sweep.data import DomainData
@@ -30,6 +32,7 @@ from advent_sweep.selection import VALIDATORS
 from advent_sweep.storage import write_atomically
 
 CHECKPOINT, METRICS, CONFIG = "checkpoint.pt", "metrics.json", "config.yaml"
+TRACKER_EXPERIMENT = "advent-sweep-train"  # the MLflow experiment / W&B group of `train` runs
 
 
 def build_trainer(config: TrainConfig, data: DomainData, cache_dir: str | Path | None = None,
@@ -94,9 +97,30 @@ def prepare_output(output: Path, config: TrainConfig, resume: bool) -> TrainConf
     return config
 
 
+def run_trackers(config: TrainConfig, output: Path, mlflow_uri: str | None, wandb_mode: str | None) -> list[RunLogger]:
+    """The tracker runs of a `train` run: named after its folder, its config as parameters, in TRACKER_EXPERIMENT.
+
+    The W&B run id comes from the folder's absolute path, so a resumed run continues its W&B run; MLflow finds
+    its run by name.
+    """
+    params = config.model_dump(mode="json")
+    trackers: list[RunLogger] = []
+    if mlflow_uri is not None:
+        trackers.append(MlflowLogger(mlflow_uri, TRACKER_EXPERIMENT, output.name, params))
+    if wandb_mode is not None:
+        run_id = hashlib.sha256(str(output.resolve()).encode()).hexdigest()[:16]
+        trackers.append(WandbLogger("advent-sweep", None, wandb_mode, TRACKER_EXPERIMENT, output.name, run_id, params,
+                                    str(output)))
+    return trackers
+
+
 def train_to_end(config: TrainConfig, data: DomainData, output: Path, resume: bool = False, progress: bool = True,
-                 cache_dir: str | Path | None = None) -> dict[str, Any]:
-    """Train for ``config.iterations``, evaluating and checkpointing every ``eval_interval``; a source warm-up is cached in ``cache_dir``."""
+                 cache_dir: str | Path | None = None, mlflow_uri: str | None = None,
+                 wandb_mode: str | None = None) -> dict[str, Any]:
+    """Train for ``config.iterations``, evaluating and checkpointing every ``eval_interval``; a source warm-up is cached in ``cache_dir``.
+
+    Losses and panels go to TensorBoard events in ``output`` and, when given, to MLflow (``mlflow_uri``) and W&B.
+    """
     config = prepare_output(output, config, resume)
     resuming = resume and (output / CHECKPOINT).exists()
     state = torch.load(output / CHECKPOINT, weights_only=False) if resuming else None
@@ -109,7 +133,9 @@ def train_to_end(config: TrainConfig, data: DomainData, output: Path, resume: bo
 
     # A resumed run's writer hides what the interrupted one logged after the checkpoint.
     # (An interrupted run loses only what it logged after its last checkpoint, which a resume hides anyway.)
-    trainer.logger = TensorBoardLogger(output, purge_step=trainer.iteration + 1 if resuming else None)
+    tensorboard = TensorBoardLogger(output, purge_step=trainer.iteration + 1 if resuming else None)
+    trackers = run_trackers(trainer.config, output, mlflow_uri, wandb_mode)
+    trainer.logger = FanOutLogger([tensorboard, *trackers]) if trackers else tensorboard
     bar = tqdm(total=config.iterations, initial=trainer.iteration, disable=not progress, unit="it", dynamic_ncols=True)
     started = time.perf_counter()
     while trainer.iteration < config.iterations:

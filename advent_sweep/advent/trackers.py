@@ -23,8 +23,7 @@ MLFLOW_URI_SCHEMES = ("http", "https", "sqlite", "postgresql", "mysql", "mssql",
 def check_installed(tracker: str) -> None:
     """A ValueError naming the extra to install when ``tracker``'s library is missing."""
     if importlib.util.find_spec(TRACKER_MODULES[tracker]) is None:
-        raise ValueError(f"{tracker} is not installed; allowed: install it with pip install 'advent-sweep[{tracker}]', "
-                         f"or leave tracking.{tracker} out")
+        raise ValueError(f"{tracker} is not installed; install it with pip install 'advent-sweep[{tracker}]'")
 
 
 def check_tracking_uri(uri: str) -> str:

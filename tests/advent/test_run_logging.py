@@ -211,3 +211,21 @@ def _scalars_or_none(run: Path, tag: str) -> list:
         return []
     events = read_events(run)
     return events.Scalars(tag) if tag in events.Tags()["scalars"] else []
+
+
+@pytest.mark.slow
+def test_train_logs_to_mlflow_and_wandb_offline_at_trainer_iterations(tmp_path, monkeypatch):
+    pytest.importorskip("mlflow")
+    pytest.importorskip("wandb")
+    from mlflow import MlflowClient
+
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    assert train(tmp_path, {**RUN, "viz_interval": 0}, "--mlflow", uri, "--wandb", "offline") == 0
+    client = MlflowClient(tracking_uri=uri)
+    [run] = client.search_runs([client.get_experiment_by_name("advent-sweep-train").experiment_id])
+    assert run.info.run_name == "run" and run.info.status == "FINISHED"
+    assert run.data.params["method"] == "advent_minent" and run.data.params["data.synthetic.num_val"] == "4"
+    assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "loss/d_main")) == [2, 4, 6]
+    assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "iou/road")) == [3, 6]
+    assert len(list((tmp_path / "run").glob("wandb/offline-run-*/run-*.wandb"))) == 1

@@ -1,5 +1,5 @@
 """A real sweep's TensorBoard tree: one run per trial at trainer iterations, served by `advent-sweep tensorboard`;
-its Optuna study and, with MLflow installed, its runs on a real `mlflow server`.
+its Optuna study and, with the extras installed, its runs on a real `mlflow server` and in W&B offline run folders.
 
 One embedded Ray (loopback only), one MLflow server (127.0.0.1, SQLite in a temporary folder; only when the
 mlflow extra is installed) and one two-trial sweep serve the module; the server is stopped by its process id.
@@ -38,6 +38,7 @@ SPEC = {
 
 
 HAS_MLFLOW = importlib.util.find_spec("mlflow") is not None
+HAS_WANDB = importlib.util.find_spec("wandb") is not None
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +69,11 @@ def sweep(tmp_path_factory, mlflow_server):
     os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
     import ray
 
-    tracking = {"tracking": {"mlflow": {"tracking_uri": mlflow_server}}} if mlflow_server else {}
+    trackers = {"mlflow": {"tracking_uri": mlflow_server}} if mlflow_server else {}
+    if HAS_WANDB:
+        os.environ["WANDB_SILENT"] = "true"
+        trackers["wandb"] = {"project": "watched", "mode": "offline"}
+    tracking = {"tracking": trackers} if trackers else {}
     ray.init(address="local", num_cpus=2, include_dashboard=False, configure_logging=False)
     try:
         outcome = launch(SweepSpec.model_validate({**SPEC, **tracking, "storage": str(tmp_path_factory.mktemp("storage"))}))
@@ -178,3 +183,28 @@ def test_mlflow_server_holds_one_run_per_trial_with_its_config_and_metrics_at_tr
         history = client.get_metric_history(run.info.run_id, "loss/seg_src_main")
         assert sorted(m.step for m in history) == [1, 2, 3, 4]
         assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "eval/target_miou")) == [2, 4]
+
+
+def wandb_history(run_file: Path) -> dict[str, list[int]]:
+    """The steps at which each key was logged, from W&B's own dump of an offline run's records."""
+    dump = subprocess.run([str(Path(sys.executable).parent / "wandb"), "beta", "leet", "inspect", str(run_file)],
+                          capture_output=True, text=True, check=True, timeout=120).stdout
+    steps: dict[str, list[int]] = {}
+    for record in dump.split("# record ")[1:]:
+        if record.split("\n", 1)[0].endswith(": history"):
+            step = int(record.split("step:  {")[1].split("num:")[1].split()[0])
+            for key in {line.split('"')[1] for line in record.splitlines() if "nested_key:" in line}:
+                steps.setdefault(key, []).append(step)
+    return steps
+
+
+@pytest.mark.skipif(not HAS_WANDB, reason="the wandb extra is not installed")
+def test_wandb_offline_run_folders_hold_each_trials_metrics_at_trainer_iterations(sweep):
+    for trial in trial_folders(sweep):
+        trial_id = json.loads((trial / "result.json").read_text().splitlines()[0])["trial_id"]
+        run_files = list(trial.glob(f"wandb/offline-run-*-{trial_id}/run-{trial_id}.wandb"))
+        assert len(run_files) == 1, list(trial.glob("wandb/*"))
+        history = wandb_history(run_files[0])
+        assert history["loss/seg_src_main"] == [1, 2, 3, 4]
+        assert history["eval/target_miou"] == [2, 4]
+        assert history["train/target_prediction"] == [2, 4]
