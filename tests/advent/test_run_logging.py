@@ -229,3 +229,26 @@ def test_train_logs_to_mlflow_and_wandb_offline_at_trainer_iterations(tmp_path, 
     assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "loss/d_main")) == [2, 4, 6]
     assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "iou/road")) == [3, 6]
     assert len(list((tmp_path / "run").glob("wandb/offline-run-*/run-*.wandb"))) == 1
+
+
+def test_tensorboard_view_copies_a_uris_event_files_and_then_only_those_that_changed(tmp_path):
+    from advent_sweep.storage import filesystem_and_path
+    from advent_sweep.tensorboard_view import sync_event_files
+
+    sweep = tmp_path / "sweep"
+    for trial in ("trial_a", "trial_b"):
+        logger = TensorBoardLogger(sweep / trial)
+        logger.scalars(1, {"loss/x": 1.0})
+        logger.close()
+    (sweep / "trial_a" / "checkpoint.pt").write_bytes(b"not copied")
+    filesystem, root = filesystem_and_path(f"file://{sweep}")
+    copy = tmp_path / "copy"
+    assert sync_event_files(filesystem, root, str(copy)) == 2
+    assert sorted(p.parent.name for p in copy.glob("*/events.out.tfevents.*")) == ["trial_a", "trial_b"]
+    assert not (copy / "trial_a" / "checkpoint.pt").exists()
+    assert sync_event_files(filesystem, root, str(copy)) == 0
+    logger = TensorBoardLogger(sweep / "trial_b")
+    logger.scalars(2, {"loss/x": 2.0})
+    logger.close()
+    assert sync_event_files(filesystem, root, str(copy)) == 1
+    assert [e.step for e in read_events(copy / "trial_b").Scalars("loss/x")] == [1, 2]
