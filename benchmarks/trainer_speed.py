@@ -13,7 +13,9 @@ cuBLAS reads once per process. On CPU the switch changes nothing, and nothing is
 ``--logging`` instead times eager fp32 without a logger against logging at the defaults (log_interval,
 viz_interval: losses, learning rates and D outputs every log_interval steps, six image panels every
 viz_interval) into TensorBoard event files in a temporary folder: the cost of watching a run. Use
-rounds × steps of at least viz_interval, so that the panels are part of what is timed.
+rounds × steps of at least viz_interval, so that the panels are part of what is timed. Beside the ratio
+it prints the time spent inside the logger's calls per step (a share of the logged step): on a loaded
+machine the ratio's noise can exceed the cost, which this second figure measures directly.
 
     python benchmarks/trainer_speed.py                      # CPU, resnet18, 64x64, batch 4
     python benchmarks/trainer_speed.py --device cuda --backbone resnet101 --size 512 256 --batch 1
@@ -38,6 +40,30 @@ from advent_sweep.data import build_domain_data
 METHODS = ("source_only", "minent", "advent", "advent_minent")
 
 
+class TimedLogger:
+    """A logger that counts the seconds spent in the logger it wraps (writing events, encoding panels)."""
+
+    def __init__(self, logger: TensorBoardLogger) -> None:
+        self.logger, self.seconds = logger, 0.0
+
+    def _timed(self, call, *args) -> None:
+        started = time.perf_counter()
+        call(*args)
+        self.seconds += time.perf_counter() - started
+
+    def scalars(self, step, values) -> None:
+        self._timed(self.logger.scalars, step, values)
+
+    def images(self, step, images) -> None:
+        self._timed(self.logger.images, step, images)
+
+    def flush(self) -> None:
+        self._timed(self.logger.flush)
+
+    def close(self) -> None:
+        self.logger.close()
+
+
 def make_trainer(args: argparse.Namespace, method: str, variant: str):
     """``variant``: eager (fp32, no logger), fast (compile; on CUDA also channels_last and bf16), deterministic
     (eager fp32) or logged (eager fp32, TensorBoard at the default intervals into ``args.log_dir``)."""
@@ -52,7 +78,7 @@ def make_trainer(args: argparse.Namespace, method: str, variant: str):
     })
     trainer = build_trainer(config, build_domain_data(config.data))
     if variant == "logged":
-        trainer.logger = TensorBoardLogger(f"{args.log_dir}/{method}")
+        trainer.logger = TimedLogger(TensorBoardLogger(f"{args.log_dir}/{method}"))
     return trainer
 
 
@@ -94,17 +120,24 @@ def main() -> None:
         print(f"logged: log_interval {defaults['log_interval'].default}, viz_interval {defaults['viz_interval'].default}; "
               f"{args.warmup} + {args.rounds} x {args.steps} steps per variant")
     args.log_dir = tempfile.mkdtemp(prefix="trainer-speed-")
-    print(f"{'method':<14} {base + ' it/s':>11} {other + ' it/s':>18} {other + '/' + base:>20}")
+    print(f"{'method':<14} {base + ' it/s':>11} {other + ' it/s':>18} {other + '/' + base:>20}"
+          + (f" {'in logger, ms/step':>20} {'share of step':>14}" if args.logging else ""))
     for method in args.methods:
         trainers = {variant: make_trainer(args, method, variant) for variant in (base, other)}
         for trainer in trainers.values():
             timed_steps(trainer, args.warmup)
+            if args.logging and trainer.logger is not None:
+                trainer.logger.seconds = 0.0
         seconds = {variant: 0.0 for variant in trainers}
         for _ in range(args.rounds):
             for variant, trainer in trainers.items():
                 seconds[variant] += timed_steps(trainer, args.steps)
         rate = {variant: args.steps * args.rounds / s for variant, s in seconds.items()}
-        print(f"{method:<14} {rate[base]:>11.2f} {rate[other]:>18.2f} {rate[other] / rate[base]:>19.2f}x")
+        logged = ""
+        if args.logging:
+            in_logger = trainers[other].logger.seconds / (args.steps * args.rounds)
+            logged = f" {in_logger * 1e3:>20.2f} {in_logger * rate[other]:>13.2%}"
+        print(f"{method:<14} {rate[base]:>11.2f} {rate[other]:>18.2f} {rate[other] / rate[base]:>19.2f}x{logged}")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 #
 #   sbatch cluster/slurm.sh                                     # new sweep
 #   RESUME=1 sbatch cluster/slurm.sh                            # resume it (same SPACE, same STORAGE)
-#   SPACE=search_spaces/xyz.yaml STORAGE=/shared/me/sweeps sbatch cluster/slurm.sh
+#   SPACE=search_spaces/gta5_cityscapes_resnet101.yaml STORAGE=/shared/me/sweeps sbatch cluster/slurm.sh
 #
 # The Ray head runs on the first node of the allocation, one Ray worker on each other
 # node (one `srun` job step per node); the sweep driver (`advent-sweep launch`) runs in
@@ -22,6 +22,8 @@
 #SBATCH --ntasks-per-node=1
 #SBATCH --cpus-per-task=16
 #SBATCH --gpus-per-node=4
+# Every node runs trials (the head too): 3 nodes x 4 GPUs hold 12 trials of 1 GPU and 4 CPUs,
+# more than the shipped GPU spaces' max_concurrent 8 (see cluster/README.md).
 #SBATCH --exclusive
 #SBATCH --time=24:00:00
 #SBATCH --output=advent-sweep-%j.out
@@ -35,7 +37,7 @@
 set -eo pipefail
 
 # ---- edit these ------------------------------------------------------------------
-SPACE=${SPACE:-search_spaces/space.yaml}                # the sweep's space.yaml
+SPACE=${SPACE:-search_spaces/gta5_cityscapes_resnet101.yaml}                # the sweep's space.yaml
 STORAGE=${STORAGE:-/shared/${USER:-$(id -un)}/advent-sweeps}  # shared by every node
 VENV=${VENV:-$HOME/advent-venv}                         # has advent-sweep and ray; on the shared FS
 # -----------------------------------------------------------------------------------

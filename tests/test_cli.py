@@ -47,7 +47,7 @@ def write_yaml(path: Path, values: dict) -> Path:
 def test_bad_train_config_exits_2_naming_the_field_and_leaves_no_folder(tmp_path, capsys, change, named):
     config = write_yaml(tmp_path / "bad.yaml", {**TINY_RUN, **change})
     output = tmp_path / "run"
-    assert main(["train", str(config), "--output", str(output), "--quiet"]) == 2
+    assert main(["train", str(config), "--output-dir", str(output), "--quiet"]) == 2
     message = capsys.readouterr().err
     assert named in message and "bad.yaml" in message
     assert not output.exists()
@@ -67,9 +67,9 @@ def segmenter_weights(run: Path) -> dict[str, torch.Tensor]:
 def test_interrupted_training_resumes_to_the_same_weights(tmp_path):
     config = write_yaml(tmp_path / "run.yaml", TINY_RUN)
     straight, interrupted = tmp_path / "straight", tmp_path / "interrupted"
-    assert main(["train", str(config), "--output", str(straight), "--quiet"]) == 0
+    assert main(["train", str(config), "--output-dir", str(straight), "--quiet"]) == 0
 
-    command = [str(Path(sys.executable).parent / "advent-sweep"), "train", str(config), "--output", str(interrupted), "--quiet"]
+    command = [str(Path(sys.executable).parent / "advent-sweep"), "train", str(config), "--output-dir", str(interrupted), "--quiet"]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while not (interrupted / "metrics.json").exists() and process.poll() is None and time.monotonic() < deadline:
@@ -79,8 +79,8 @@ def test_interrupted_training_resumes_to_the_same_weights(tmp_path):
     evaluations = json.loads((interrupted / "metrics.json").read_text())["evaluations"]
     assert evaluations and evaluations[-1]["iteration"] < 6, "the run was not interrupted before its end"
 
-    assert main(["train", str(config), "--output", str(interrupted), "--quiet"]) == 2, "needs --resume"
-    assert main(["train", str(config), "--output", str(interrupted), "--resume", "--quiet"]) == 0
+    assert main(["train", str(config), "--output-dir", str(interrupted), "--quiet"]) == 2, "needs --resume"
+    assert main(["train", str(config), "--output-dir", str(interrupted), "--resume", "--quiet"]) == 0
     resumed = json.loads((interrupted / "metrics.json").read_text())
     assert [e["iteration"] for e in resumed["evaluations"]] == [2, 4, 6]
     expected = segmenter_weights(straight)
@@ -131,7 +131,7 @@ def test_the_exported_best_config_retrains_to_the_trials_numbers_exactly(tmp_pat
     assert [json.loads(config)["threads"] for config in trials.config_json] == [1, 1]
 
     environment = {name: value for name, value in os.environ.items() if name != "OMP_NUM_THREADS"}
-    command = [str(Path(sys.executable).parent / "advent-sweep"), "train", str(best), "--output", str(rerun), "--quiet"]
+    command = [str(Path(sys.executable).parent / "advent-sweep"), "train", str(best), "--output-dir", str(rerun), "--quiet"]
     subprocess.run(command, env=environment, check=True, timeout=300)
     retrained = json.loads((rerun / "metrics.json").read_text())["evaluations"][-1]
     reports = pd.read_parquet(storage / "exact" / "reports")
@@ -207,8 +207,9 @@ def exit_code(argv: list[str]) -> int:
 BAD_PATHS_AND_VALUES = {
     "best -o an existing folder": (["best", "{results}", "-o", "{tmp}/folder"], "--output {tmp}/folder: is a folder"),
     "best -o under a file": (["best", "{results}", "-o", "{tmp}/file.txt/x.yaml"], "{tmp}/file.txt is a file"),
-    "analyze -o a file": (["analyze", "{results}", "-o", "{tmp}/file.txt"], "--output {tmp}/file.txt: {tmp}/file.txt is a file"),
-    "train --output a file": (["train", "{config}", "--output", "{tmp}/file.txt", "--quiet"], "--output {tmp}/file.txt: {tmp}/file.txt is a file"),
+    "analyze --output-dir a file": (["analyze", "{results}", "--output-dir", "{tmp}/file.txt"], "--output-dir {tmp}/file.txt: {tmp}/file.txt is a file"),
+    "train --output-dir a file": (["train", "{config}", "--output-dir", "{tmp}/file.txt", "--quiet"], "--output-dir {tmp}/file.txt: {tmp}/file.txt is a file"),
+    "train -o (deprecated) a file": (["train", "{config}", "-o", "{tmp}/file.txt", "--quiet"], "-o is deprecated and goes in the next release; use --output-dir"),
     "launch --storage a file": (["launch", "{space}", "--dry-run", "--storage", "{tmp}/file.txt"], "--storage {tmp}/file.txt: {tmp}/file.txt is a file"),
     "launch --storage empty": (["launch", "{space}", "--dry-run", "--storage", ""], "storage: expected a non-empty string"),
     "validate a non-UTF-8 YAML": (["validate", "{tmp}/latin1.yaml"], "latin1.yaml: not UTF-8 text (byte 9)"),

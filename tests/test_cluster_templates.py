@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import math
 import re
 import shlex
 import shutil
@@ -280,3 +281,93 @@ def test_launch_checker_catches_bad_command_lines():
     assert launch_problems(["s.yaml", "--resume"]) == []
     assert launch_problems(["s.yaml", "--storage"]) == ["--storage without value"]
     assert launch_problems(["a.yaml", "b.yaml"]) == ["expected one SPACE.yaml, got ['a.yaml', 'b.yaml']"]
+
+
+# -- the space files the templates name, and how many of their trials the templates hold -------
+
+SPACES = CLUSTER.parent / "search_spaces"
+GPU_SPACES = sorted(p.name for p in SPACES.glob("*.yaml") if p.name.startswith(("gta5", "synthia")))
+
+
+def named_space_files(text: str) -> list[str]:
+    """Every ``search_spaces/NAME.yaml`` path a text names."""
+    return re.findall(r"search_spaces/[\w.-]+\.ya?ml", text)
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in CLUSTER.iterdir() if p.is_file()))
+def test_every_space_file_the_cluster_files_name_exists(name):
+    for path in named_space_files((CLUSTER / name).read_text()):
+        assert (CLUSTER.parent / path).is_file(), f"cluster/{name} names {path}, which does not exist"
+
+
+def test_named_space_files_finds_paths():
+    assert named_space_files("SPACE=${SPACE:-search_spaces/a_b.yaml} and search_spaces/x-y.yml.") == [
+        "search_spaces/a_b.yaml", "search_spaces/x-y.yml"
+    ]
+
+
+def trials_held(nodes: list[tuple[int, float, float]], cpu: float, gpu: float) -> int:
+    """How many trials of ``cpu`` CPUs and ``gpu`` GPUs fit on (count, CPUs, GPUs) nodes, as Ray packs them."""
+
+    def per_node(cpus: float, gpus: float) -> float:
+        return min(math.floor(cpus / cpu) if cpu else math.inf, math.floor(gpus / gpu) if gpu else math.inf)
+
+    return sum(count * per_node(cpus, gpus) for count, cpus, gpus in nodes)
+
+
+def template_gpu_nodes() -> dict[str, list[tuple[int, float, float]]]:
+    """The GPU nodes each template can have at most: (count, CPUs, GPUs) per node kind."""
+    nodes = {}
+    for name in LAUNCHER_FILES:
+        (config,) = load_documents(name)
+        workers = config["available_node_types"]["worker_gpu"]
+        count = min(workers["max_workers"], config["max_workers"])
+        nodes[name] = [(count, workers["resources"]["CPU"], workers["resources"]["GPU"])]
+    for index, document in enumerate(load_documents("kuberay.yaml")):
+        groups = cluster_spec(document)["workerGroupSpecs"]
+        nodes[f"kuberay.yaml#{index}"] = [
+            (group["maxReplicas"], float(limits["cpu"]), float(limits["nvidia.com/gpu"]))
+            for group in groups
+            for limits in [containers(group)[0]["resources"]["limits"]]
+        ]
+    sbatch = dict(re.findall(r"^#SBATCH --([\w-]+)=(\S+)", (CLUSTER / "slurm.sh").read_text(), re.MULTILINE))
+    nodes["slurm.sh"] = [(int(sbatch["nodes"]), float(sbatch["cpus-per-task"]), float(sbatch["gpus-per-node"]))]
+    return nodes
+
+
+def test_trials_held_packs_by_the_scarcer_resource():
+    assert trials_held([(8, 4, 1)], cpu=4, gpu=0.5) == 8  # CPU-bound: one a node
+    assert trials_held([(8, 8, 1)], cpu=4, gpu=0.5) == 16
+    assert trials_held([(3, 16, 4), (1, 8, 1)], cpu=4, gpu=1) == 13
+    assert trials_held([(4, 4, 1)], cpu=4, gpu=1) < 8  # the templates before they held 8
+
+
+@pytest.mark.parametrize("space", GPU_SPACES)
+def test_every_template_holds_max_concurrent_trials_of_each_gpu_space(space):
+    spec = yaml.safe_load((SPACES / space).read_text())
+    cpu, gpu = spec["resources"]["cpu"], spec["resources"]["gpu"]
+    assert gpu > 0
+    for template, nodes in template_gpu_nodes().items():
+        held = trials_held(nodes, cpu, gpu)
+        assert held >= spec["max_concurrent"], (
+            f"{template} holds {held} trials of {space} ({cpu} CPU, {gpu} GPU each), "
+            f"fewer than its max_concurrent {spec['max_concurrent']}"
+        )
+
+
+def test_the_readme_table_of_trials_at_once_matches_the_templates():
+    rows = {
+        match[0]: (int(match[1]), int(match[2]))
+        for match in re.findall(r"^\| `([\w.]+)` \|[^|]*\|[^|]*: (\d+) \|[^|]*: (\d+) \|$",
+                                (CLUSTER / "README.md").read_text(), re.MULTILINE)
+    }
+    nodes = template_gpu_nodes()
+    expected = {
+        name: (trials_held(nodes[key], 4, 1), trials_held(nodes[key], 4, 0.5))
+        for name, key in [("aws.yaml", "aws.yaml"), ("gcp.yaml", "gcp.yaml"), ("kuberay.yaml", "kuberay.yaml#0"),
+                          ("slurm.sh", "slurm.sh")]
+    }
+    assert rows == expected
+    for space in GPU_SPACES:
+        resources = yaml.safe_load((SPACES / space).read_text())["resources"]
+        assert (resources["cpu"], resources["gpu"]) in ((4, 1), (4, 0.5)), f"{space}: the README table has no column for it"

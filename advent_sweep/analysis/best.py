@@ -28,6 +28,10 @@ RULES = {
              f"trials ranked by it" for name, v in VALIDATORS.items()},
 }
 
+# A YAML modeline needs the schema's path or URL, which a file written anywhere (and copied to a cluster) cannot
+# know: the first line names the command that prints the schema instead.
+SCHEMA_COMMENT = "# JSON Schema of this file: `advent-sweep schema train` (docs/schema/train.schema.json in advent-sweep's repository)"
+
 
 @dataclass(frozen=True)
 class BestChoice:
@@ -120,6 +124,7 @@ def export_best(results: SweepResults, output_path: str | Path, metric: str | No
 
 def _yaml_text(choice: BestChoice) -> str:
     lines = [
+        SCHEMA_COMMENT,
         f"# best configuration chosen by advent-sweep {advent_sweep.__version__}",
         f"# sweep: {choice.sweep}, trial: {choice.trial_id} ({choice.status})",
         f"# {choice.metric} = {choice.value!r} ({choice.mode}) at iteration {choice.iteration}",
@@ -129,29 +134,3 @@ def _yaml_text(choice: BestChoice) -> str:
         lines.append(f"# to stop at that report, set iterations: {choice.iteration} (the poly schedule follows poly_horizon either way)")
     lines.append(f"# rerun: advent-sweep train {choice.path.name}")
     return "\n".join(lines) + "\n" + yaml.safe_dump(choice.config, sort_keys=False)
-
-
-def export_confirmed(sweep: str | Path, output_path: str | Path) -> BestChoice:
-    """Write the configuration with the best confirmed mean (``advent-sweep confirm``'s summary) as a YAML to rerun.
-
-    Its provenance lines give the confirmed mean, std and every seed's value beside what the sweep reported.
-    """
-    from advent_sweep.analysis.confirmed import read_confirm
-
-    plan, summary = read_confirm(sweep)
-    best = summary.sort_values("mean", ascending=plan["mode"] == "min").iloc[0]
-    candidate = plan["candidates"][int(best["candidate"])]
-    seeds = ", ".join(f"{seed}: {best[f'seed_{seed}']:.4g}" for seed in plan["seeds"])
-    choice = BestChoice(Path(output_path), plan["sweep"], candidate["trial_id"], "confirmed", plan["metric"], plan["mode"],
-                        plan["rule"], 0, float(best["mean"]), int(candidate["iteration"]), candidate["config"])
-    lines = [
-        f"# best confirmed configuration, chosen by advent-sweep {advent_sweep.__version__}",
-        f"# sweep: {choice.sweep}, trial: {choice.trial_id}; the sweep reported {plan['metric']} = {candidate['reported']!r} "
-        f"(rule {plan['rule']}, iteration {candidate['iteration']})",
-        f"# confirmed on {int(best['seeds'])} fresh seeds: mean {best['mean']:.4g} ± {best['std']:.4g} "
-        f"(95% interval ± {best['interval_95']:.4g}); per seed {seeds}; optimism {best['optimism']:+.4g}",
-        f"# rerun: advent-sweep train {choice.path.name}",
-    ]
-    choice.path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomically(choice.path, ("\n".join(lines) + "\n" + yaml.safe_dump(choice.config, sort_keys=False)).encode())
-    return choice

@@ -16,8 +16,11 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+import yaml
 
-from advent_sweep.analysis.best import select_best
+import advent_sweep
+from advent_sweep.analysis.best import SCHEMA_COMMENT, BestChoice, select_best
+from advent_sweep.analysis.markdown import markdown
 from advent_sweep.analysis.results import SweepResults
 from advent_sweep.errors import ResultsError
 from advent_sweep.selection import ACCURACY, SELECTION_RULES
@@ -124,8 +127,6 @@ def read_confirm(sweep: str | Path) -> tuple[dict[str, Any], pd.DataFrame]:
 
 def write_confirm_summary(summary: ConfirmSummary, folder: str) -> None:
     """summary.parquet / .md and rules.parquet / .md in the confirm folder, each written atomically."""
-    from advent_sweep.analysis.report import markdown
-
     filesystem, root = filesystem_and_path(folder)
     for name, frame in (("summary", summary.configurations), ("rules", summary.rules)):
         buffer = io.BytesIO()
@@ -145,3 +146,28 @@ def format_confirm(summary: ConfirmSummary) -> str:
         lines += [f"  {row['rule']:>16}: {row[f'mean_{ACCURACY}']:.2f} ({row['runs']} runs, {row['below_oracle']:.2f} below the oracle)"
                   for row in summary.rules.to_dict("records")]
     return "\n".join(lines)
+
+
+def export_confirmed(sweep: str | Path, output_path: str | Path) -> BestChoice:
+    """Write the configuration with the best confirmed mean (``advent-sweep confirm``'s summary) as a YAML to rerun.
+
+    Its provenance lines give the confirmed mean, std and every seed's value beside what the sweep reported.
+    """
+    plan, summary = read_confirm(sweep)
+    best = summary.sort_values("mean", ascending=plan["mode"] == "min").iloc[0]
+    candidate = plan["candidates"][int(best["candidate"])]
+    seeds = ", ".join(f"{seed}: {best[f'seed_{seed}']:.4g}" for seed in plan["seeds"])
+    choice = BestChoice(Path(output_path), plan["sweep"], candidate["trial_id"], "confirmed", plan["metric"], plan["mode"],
+                        plan["rule"], 0, float(best["mean"]), int(candidate["iteration"]), candidate["config"])
+    lines = [
+        SCHEMA_COMMENT,
+        f"# best confirmed configuration, chosen by advent-sweep {advent_sweep.__version__}",
+        f"# sweep: {choice.sweep}, trial: {choice.trial_id}; the sweep reported {plan['metric']} = {candidate['reported']!r} "
+        f"(rule {plan['rule']}, iteration {candidate['iteration']})",
+        f"# confirmed on {int(best['seeds'])} fresh seeds: mean {best['mean']:.4g} ± {best['std']:.4g} "
+        f"(95% interval ± {best['interval_95']:.4g}); per seed {seeds}; optimism {best['optimism']:+.4g}",
+        f"# rerun: advent-sweep train {choice.path.name}",
+    ]
+    choice.path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomically(choice.path, ("\n".join(lines) + "\n" + yaml.safe_dump(choice.config, sort_keys=False)).encode())
+    return choice

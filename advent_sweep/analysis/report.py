@@ -18,6 +18,7 @@ from advent_sweep.analysis.best import RULES, select_best
 from advent_sweep.analysis.confirmed import read_confirm, summarise_confirm
 from advent_sweep.analysis.importance import parameter_importance
 from advent_sweep.analysis.label_free import label_free_selection
+from advent_sweep.analysis.markdown import markdown, number
 from advent_sweep.analysis.plots import importance_bars, learning_curves, metric_vs_parameters, validator_scatter
 from advent_sweep.analysis.results import KEY, SweepResults, load_results, varying_parameters
 from advent_sweep.errors import ResultsError
@@ -127,7 +128,7 @@ def _label_free(results: SweepResults, out: Path) -> str:
     _table(out, "label_free", table)  # the files keep every column; the page leaves out what is wide or constant
     shown = table.drop(columns=["reference", *(["picked_sweep"] if len(results.sweeps) == 1 else [])])
     references = "; ".join(f"{row.validator}: {row.reference}" for row in table.itertuples())
-    return (f"<p>{html.escape(intro)}</p>" + shown.to_html(index=False, na_rep="–", float_format=_number, border=0)
+    return (f"<p>{html.escape(intro)}</p>" + shown.to_html(index=False, na_rep="–", float_format=number, border=0)
             + _note(f"References: {references}.")
             + "<h3>Per trial (regret of each validator's pick)</h3>" + _table(out, "label_free_trials", selection.per_trial)
             + (_note(selection.note) if selection.note else "") + f"<div>{''.join(images)}</div>")
@@ -164,24 +165,7 @@ def _table(out: Path, name: str, frame: pd.DataFrame) -> str:
     """Write name.csv and name.md; return the table as HTML."""
     frame.to_csv(out / f"{name}.csv", index=False)
     (out / f"{name}.md").write_text(markdown(frame))
-    return frame.to_html(index=False, na_rep="–", float_format=_number, border=0)
-
-
-def markdown(frame: pd.DataFrame) -> str:
-    """A GitHub Markdown table (pandas' own needs the tabulate package)."""
-    cells = [[_cell(value) for value in row] for row in frame.itertuples(index=False)]
-    lines = [list(map(str, frame.columns)), ["---"] * len(frame.columns), *cells]
-    return "\n".join("| " + " | ".join(line) + " |" for line in lines) + "\n"
-
-
-def _cell(value: object) -> str:
-    if isinstance(value, float):
-        return _number(value)
-    return "–" if value is None or value is pd.NA or value != value else str(value).replace("|", "\\|")
-
-
-def _number(value: float) -> str:
-    return "–" if value != value else f"{value:.4g}"
+    return frame.to_html(index=False, na_rep="–", float_format=number, border=0)
 
 
 def _image(path: Path, inline: bool = False) -> str:

@@ -30,15 +30,30 @@ class TargetStyle(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    palette: tuple[RGB, RGB, RGB, RGB, RGB, RGB, RGB] | None = None  # mean colour of each class
-    colour_jitter: PerClass | None = None  # per-image std of each class's colour
-    texture: float | None = Field(None, ge=0.0)  # windows, paving, leaves, sky gradient (0 = flat)
-    brightness: Gain | None = None
-    contrast: float | None = Field(None, ge=0.0)  # around each image's mean; < 1 flattens
-    gamma: Gain | None = None  # > 1 darkens mid-tones
-    tint: tuple[Gain, Gain, Gain] | None = None  # per-channel gain
-    blur: float | None = Field(None, ge=0.0)  # Gaussian sigma in pixels at 64 px height
-    noise: Level | None = None  # std of per-pixel sensor noise
+    palette: tuple[RGB, RGB, RGB, RGB, RGB, RGB, RGB] | None = Field(
+        None, description="Mean RGB colour of each class (road, sidewalk, building, pole, vegetation, sky, car), on 0–255. "
+        "Default: null (built-in)."
+    )
+    colour_jitter: PerClass | None = Field(
+        None, description="Per-image std of each class's colour, per class, on 0–255. Default: null (built-in)."
+    )
+    texture: float | None = Field(
+        None, ge=0.0, description="Strength of class textures (windows, paving, leaves, sky gradient; 0 = flat). Default: null (built-in)."
+    )
+    brightness: Gain | None = Field(None, description="Gain on every pixel (> 0). Default: null (built-in).")
+    contrast: float | None = Field(
+        None, ge=0.0, description="Contrast around each image's mean; < 1 flattens. Default: null (built-in)."
+    )
+    gamma: Gain | None = Field(None, description="Gamma (> 0); > 1 darkens mid-tones. Default: null (built-in).")
+    tint: tuple[Gain, Gain, Gain] | None = Field(
+        None, description="Per-channel (R, G, B) gain, each > 0. Default: null (built-in)."
+    )
+    blur: float | None = Field(
+        None, ge=0.0, description="Gaussian blur sigma, in pixels at 64 px image height (scaled with the image). Default: null (built-in)."
+    )
+    noise: Level | None = Field(
+        None, description="Std of per-pixel sensor noise, on 0–255. Default: null (built-in)."
+    )
 
 
 class SyntheticConfig(BaseModel):
@@ -46,11 +61,13 @@ class SyntheticConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    seed: int = 0
-    size: Size = (64, 64)
-    num_train: int = Field(200, ge=1)
-    num_val: int = Field(50, ge=1)
-    target_style: TargetStyle | None = None  # the built-in target style when left out
+    seed: int = Field(0, description="Seed of the generated scenes (the same seed makes the same images). Default: 0.")
+    size: Size = Field((64, 64), description="Image size [width, height], in pixels. Default: [64, 64].")
+    num_train: int = Field(200, ge=1, description="Training images per domain, in images. Default: 200.")
+    num_val: int = Field(50, ge=1, description="Validation images per domain (target val; the held-out source val), in images. Default: 50.")
+    target_style: TargetStyle | None = Field(
+        None, description="Overrides of the target rendering style (the domain shift). Default: null (the built-in shift)."
+    )
 
 
 class DataConfig(BaseModel):
@@ -58,22 +75,49 @@ class DataConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    source: SourceName = "synthetic"
-    target: TargetName = "synthetic"
-    source_root: str | None = None
-    target_root: str | None = None
-    source_list: str | None = None
-    source_val_list: str | None = None  # held out: none of its images may be in the training source
-    target_list: str | None = None
-    target_val_list: str | None = None
-    target_split: str = "train"
-    target_val_split: str = "val"
-    protocol: Literal[19, 16] | None = None
-    source_size: Size = (1280, 720)
-    target_size: Size = (1024, 512)
-    eval_size: Size = (1024, 512)
-    synthetic: SyntheticConfig = SyntheticConfig()
-    num_workers: int = Field(0, ge=0)
+    source: SourceName = Field(
+        "synthetic", description="The labelled source dataset: synthetic, gta5 or synthia. Default: synthetic."
+    )
+    target: TargetName = Field(
+        "synthetic", description="The target dataset (unlabelled in training): synthetic or cityscapes. Default: synthetic."
+    )
+    source_root: str | None = Field(
+        None, description="Folder of the source dataset (GTA5: images/, labels/; SYNTHIA: RGB/, GT/LABELS/). Default: null; required for real data."
+    )
+    target_root: str | None = Field(
+        None, description="Folder of Cityscapes (leftImg8bit/, gtFine/). Default: null; required for real data."
+    )
+    source_list: str | None = Field(
+        None, description="A text file naming the source images to train on, one file name a line. Default: null (every image)."
+    )
+    source_val_list: str | None = Field(
+        None, description="Held-out source images (same format as source_list) for source_val_miou; none may be in the "
+        "training source. Default: null (none). Real data only."
+    )
+    target_list: str | None = Field(
+        None, description="Target training images, one a line relative to leftImg8bit/<target_split>/. Default: null (every image)."
+    )
+    target_val_list: str | None = Field(
+        None, description="Target-val images, one a line relative to leftImg8bit/<target_val_split>/. Default: null (every image)."
+    )
+    target_split: str = Field("train", description="The Cityscapes split trained on (unlabelled). Default: train.")
+    target_val_split: str = Field("val", description="The Cityscapes split scored on. Default: val.")
+    protocol: Literal[19, 16] | None = Field(
+        None, description="Classes trained and scored: 19 (GTA5 → Cityscapes) or 16 (SYNTHIA → Cityscapes; mIoU* on 13 is "
+        "reported too). Default: null (19 for gta5, 16 for synthia). Real data only."
+    )
+    source_size: Size = Field(
+        (1280, 720), description="Source images resized whole to [width, height], in pixels. Default: [1280, 720]."
+    )
+    target_size: Size = Field((1024, 512), description="Target training images resized to [width, height], in pixels. Default: [1024, 512].")
+    eval_size: Size = Field(
+        (1024, 512), description="Target-val images resized to [width, height] before the forward pass, in pixels (labels "
+        "stay at full resolution). Default: [1024, 512]."
+    )
+    synthetic: SyntheticConfig = Field(
+        SyntheticConfig(), description="The synthetic benchmark's settings (used when source and target are synthetic). Default: each field's default."
+    )
+    num_workers: int = Field(0, ge=0, description="DataLoader worker processes per run, in processes. Default: 0 (load in the trainer's process).")
 
     @field_validator("protocol", mode="before")
     @classmethod

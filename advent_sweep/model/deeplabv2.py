@@ -9,6 +9,7 @@ data layer hands it RGB in [0, 1] whatever the backbone.
 from __future__ import annotations
 
 import re
+import socket
 from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Literal
 
 import torch
 from torch import Tensor, nn
-from torchvision.models import get_weight
+from torchvision.models import WeightsEnum, get_weight
 
 from advent_sweep.errors import ConfigError
 from advent_sweep.model.backbones import BACKBONES, Trunk
@@ -144,12 +145,27 @@ def build_segmenter(
     return DeepLabV2(trunk, num_classes, multi_level, normalization, mean, std)
 
 
+def check_weights(weights: str, backbone: str) -> None:
+    """ConfigError unless ``build_segmenter(backbone, ..., weights)`` would load ``weights`` here.
+
+    A file must exist on this machine, open as a state dict and fit the backbone; a torchvision
+    name must name weights of the backbone's family (nothing is downloaded). What a sweep checks
+    on its driver before any trial starts.
+    """
+    if backbone not in BACKBONES:
+        raise ConfigError(f"unknown backbone {backbone!r}; allowed: {', '.join(sorted(BACKBONES))}")
+    trunk = BACKBONES[backbone]()
+    if Path(weights).expanduser().is_file():
+        state, _ = _read_weights(weights, backbone, trunk)
+        _check_fit(trunk, state, weights, backbone)
+    else:
+        _torchvision_weights(weights, backbone, trunk)
+
+
 def _read_weights(
     weights: str, backbone: str, trunk: Trunk
 ) -> tuple[Mapping[str, Tensor], tuple[Normalization, tuple[float, ...], tuple[float, ...]]]:
     """Resolve ``weights`` to a backbone state dict and the input normalisation it needs."""
-    family = trunk.weights_enum
-    names = ", ".join(f"{family.__name__}.{w.name}" for w in family)
     path = Path(weights).expanduser()
     if path.is_file():
         try:
@@ -161,16 +177,27 @@ def _read_weights(
         if any(k.startswith("Scale.") for k in state):
             return _from_deeplab_file(state), CAFFE
         return state, IMAGENET
+    enum = _torchvision_weights(weights, backbone, trunk)
+    transform = enum.transforms()
+    return enum.get_state_dict(progress=False), ("imagenet_rgb", tuple(transform.mean), tuple(transform.std))
+
+
+def _torchvision_weights(weights: str, backbone: str, trunk: Trunk) -> WeightsEnum:
+    """The torchvision weights named ``weights``, of ``trunk``'s family; ConfigError naming this host otherwise."""
+    family = trunk.weights_enum
+    names = ", ".join(f"{family.__name__}.{w.name}" for w in family)
     if not re.fullmatch(r"\w+_Weights\.\w+", weights):
-        raise ConfigError(f"weights {weights!r}: no such file, and not a torchvision weight name (e.g. {names})")
+        raise ConfigError(
+            f"weights {weights!r}: no such file, and not a torchvision weight name (e.g. {names}); "
+            f"looked for the file on host {socket.gethostname()}"
+        )
     try:
         enum = get_weight(weights)
     except (ValueError, KeyError) as err:
         raise ConfigError(f"unknown torchvision weights {weights!r}; backbone {backbone!r} takes: {names}") from err
     if not isinstance(enum, family):
         raise ConfigError(f"weights {weights!r} are for another network; backbone {backbone!r} takes: {names}")
-    transform = enum.transforms()
-    return enum.get_state_dict(progress=False), ("imagenet_rgb", tuple(transform.mean), tuple(transform.std))
+    return enum
 
 
 def _from_deeplab_file(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
@@ -180,8 +207,8 @@ def _from_deeplab_file(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
     }
 
 
-def _load_backbone(trunk: Trunk, state: Mapping[str, Tensor], source: str, backbone: str) -> None:
-    """Load by name; every backbone tensor a pretrained file should hold must be there, shapes equal."""
+def _check_fit(trunk: Trunk, state: Mapping[str, Tensor], source: str, backbone: str) -> None:
+    """Every backbone tensor a pretrained file should hold must be there, shapes equal."""
     expected = trunk.state_dict()
     missing = [
         k for k in expected
@@ -202,4 +229,10 @@ def _load_backbone(trunk: Trunk, state: Mapping[str, Tensor], source: str, backb
         raise ConfigError(
             f"weights {source}: do not fit backbone {backbone!r}: {'; '.join(problems)}; file keys: {found}, ..."
         )
+
+
+def _load_backbone(trunk: Trunk, state: Mapping[str, Tensor], source: str, backbone: str) -> None:
+    """Load by name, after checking that ``state`` fits the backbone."""
+    _check_fit(trunk, state, source, backbone)
+    expected = trunk.state_dict()
     trunk.load_state_dict({k: v for k, v in state.items() if k in expected}, strict=False)

@@ -62,10 +62,10 @@ def plan_confirm(sweep: str, top: int, seeds: int, rule: str) -> dict[str, Any]:
 
 
 def confirm(sweep: str, top: int = 3, seeds: int = 3, rule: str = "best", address: str | None = None,
-            resume: bool = False, verbose: bool = False) -> ConfirmSummary:
+            resume: bool = False, verbose: bool = False, quiet: bool = False) -> ConfirmSummary:
     """Run (or resume) the confirm run of the sweep folder ``sweep`` and write its summary; return the summary.
 
-    ``verbose``: Ray's own console output instead of a line per trial event, as for ``launch``.
+    ``verbose``: Ray's own console output instead of a line per trial event, as for ``launch``; ``quiet``: neither.
     """
     sweep = sweep.rstrip("/") if "://" in sweep else os.path.abspath(sweep)  # Ray's storage_path: a URI or absolute
     folder = f"{sweep}/{CONFIRM}"
@@ -92,7 +92,7 @@ def confirm(sweep: str, top: int = 3, seeds: int = 3, rule: str = "best", addres
         from advent_sweep.sweep.console import tune_console
 
         with tune_console(verbose):
-            _tuner(spec, plan, grid, data, sweep, resume, verbose).fit()
+            _tuner(spec, plan, grid, data, sweep, resume, verbose, quiet).fit()
     finally:
         shutdown_started_ray(started)
     summary = summarise_confirm(load_results(folder), plan)
@@ -113,7 +113,7 @@ def _sweep_spec(sweep: str) -> SweepSpec:
 
 
 def _tuner(spec: SweepSpec, plan: dict[str, Any], grid: ConfirmGrid, data: Any, sweep: str, resume: bool,
-           verbose: bool) -> Any:
+           verbose: bool, quiet: bool) -> Any:
     from ray import tune
     from ray.tune.schedulers import FIFOScheduler
 
@@ -141,7 +141,7 @@ def _tuner(spec: SweepSpec, plan: dict[str, Any], grid: ConfirmGrid, data: Any, 
         tune_config=tune.TuneConfig(scheduler=FIFOScheduler(), max_concurrent_trials=spec.max_concurrent, reuse_actors=True),
         run_config=tune.RunConfig(
             name=CONFIRM, storage_path=sweep,
-            callbacks=callbacks if verbose else [*callbacks, ConsoleProgress(plan["metric"], max_t)],
+            callbacks=callbacks if verbose or quiet else [*callbacks, ConsoleProgress(plan["metric"], max_t)],
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=KEPT_WHILE_RUNNING),
             verbose=None if verbose else 0,

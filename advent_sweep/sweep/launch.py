@@ -10,7 +10,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import signal
+import socket
+import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pyarrow.fs as pafs
@@ -19,6 +24,7 @@ from advent_sweep.advent.warmup import INHERITED, load_or_train_warmup
 from advent_sweep.data import DomainData, build_domain_data
 from advent_sweep.data.labels import scores_miou_13
 from advent_sweep.errors import ConfigError
+from advent_sweep.model.deeplabv2 import check_weights
 from advent_sweep.selection import VALIDATORS
 from advent_sweep.storage import filesystem_and_path
 from advent_sweep.sweep.spec import SweepSpec
@@ -31,6 +37,8 @@ TUNER_STATE = "tuner.pkl"
 # Read by Tune when a Tuner (also a restored one) fits: "1" adds none of its logger callbacks but those given.
 NO_DEFAULT_LOGGERS = "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"
 SWEEP_FILES = (TUNER_STATE, "sweep.json", "trials.parquet", "reports", JOURNAL_FILE)
+# A torchvision weights name (ResNet101_Weights.IMAGENET1K_V1), as build_segmenter tells it from a file path.
+WEIGHT_NAME = re.compile(r"\w+_Weights\.\w+")
 
 
 @dataclass(frozen=True)
@@ -53,6 +61,11 @@ class SweepOutcome:
         state) do not count: a resume cannot bring them back.
         """
         return self.statuses.get("running", 0) > 0
+
+    @property
+    def succeeded(self) -> bool:
+        """At least one trial trained to the end or was stopped by the scheduler: the sweep has an answer."""
+        return bool(self.statuses.get("completed", 0) or self.statuses.get("stopped", 0))
 
 
 def check_sweep_folder(spec: SweepSpec, resume: bool) -> None:
@@ -121,9 +134,84 @@ def check_metric(spec: SweepSpec, data: DomainData) -> None:
         )
 
 
+def trial_weights(spec: SweepSpec) -> dict[str, str]:
+    """backbone → the weights (file or torchvision name) its trials load; backbones with null weights left out."""
+    weights = spec.trainer.get("weights")
+    if isinstance(weights, dict):
+        return {backbone: entry for backbone, entry in weights.items() if entry is not None}
+    if weights is None:
+        return {}
+    searched = spec.space.get("backbone")
+    backbones = [] if searched is None else list(searched.choices)
+    if searched is None or searched.when:  # not sampled: the fixed (or default) backbone
+        backbones.append(spec.base_config.backbone)
+    return dict.fromkeys(backbones, weights)
+
+
+def weight_files(spec: SweepSpec) -> list[str]:
+    """The local weights files a trial may read (torchvision names are downloaded by each node instead)."""
+    return sorted({weights for weights in trial_weights(spec).values() if not WEIGHT_NAME.fullmatch(weights)})
+
+
+def check_weights_on_driver(spec: SweepSpec) -> None:
+    """Every weights value a trial can load loads here: a missing file is an error before the data or Ray.
+
+    A relative file path is refused: Ray Tune runs each trial in its own folder, where it would not resolve.
+    """
+    for weights in weight_files(spec):
+        if not Path(weights).expanduser().is_absolute():
+            raise ConfigError(
+                f"trainer.weights: {weights!r} is a relative path, which trials would not find (Ray Tune runs each "
+                f"trial in its own folder); allowed: an absolute path (or ~/...), e.g. {os.path.abspath(weights)}"
+            )
+    for backbone, weights in trial_weights(spec).items():
+        try:
+            check_weights(weights, backbone)
+        except ConfigError as error:
+            raise ConfigError(f"trainer.weights: {error}") from None
+
+
+def check_weights_on_nodes(spec: SweepSpec) -> list[str]:
+    """Each alive Ray node that can hold a trial has every weights file at its path; returns the nodes checked.
+
+    Trials read weights files on their own node; without this a node lacking one would fail every trial
+    sent to it. Nodes an autoscaler adds later are not checked here: a trial there fails naming its host.
+    """
+    files = weight_files(spec)
+    if not files:
+        return []
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    need = {"CPU": spec.resources.cpu, "GPU": spec.resources.gpu}
+    nodes = [
+        node for node in ray.nodes()
+        if node["Alive"] and all(node["Resources"].get(name, 0.0) >= amount for name, amount in need.items())
+    ]  # fmt: skip
+    missing_here = ray.remote(num_cpus=0)(_missing_files)
+    answers = ray.get([
+        missing_here.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False)).remote(files)
+        for node in nodes
+    ])  # fmt: skip
+    lacking = [(node["NodeManagerAddress"], host, missing) for node, (host, missing) in zip(nodes, answers) if missing]
+    if lacking:
+        where = "; ".join(f"node {address} ({host}) lacks {', '.join(missing)}" for address, host, missing in lacking)
+        raise ConfigError(
+            f"trainer.weights: {where}; every node that runs trials reads the weights at that path: put the file on a "
+            f"shared filesystem or into each node's image (checked {len(nodes)} node(s) that can hold a trial)"
+        )
+    return [node["NodeManagerAddress"] for node in nodes]
+
+
+def _missing_files(paths: list[str]) -> tuple[str, list[str]]:
+    """(this host's name, the ``paths`` that are not files here): run on each node."""
+    return socket.gethostname(), [path for path in paths if not Path(path).expanduser().is_file()]
+
+
 def prepare(spec: SweepSpec, resume: bool) -> DomainData:
-    """Check the sweep folder, build (validate) the data and check the metric against it, before Ray starts."""
+    """Check the sweep folder and the weights, build (validate) the data and check the metric against it, before Ray starts."""
     check_sweep_folder(spec, resume)
+    check_weights_on_driver(spec)
     data = build_domain_data(spec.data, cache_dir=spec.cache_dir)
     check_metric(spec, data)
     return data
@@ -149,6 +237,8 @@ def start_ray(address: str | None, verbose: bool = False) -> bool:
 
     Worker logs (a "Checkpoint successfully created" line per report, among others) reach the console only
     when ``verbose``; a failed trial's traceback is in its error file and the driver's log either way.
+    ``ray.init`` replaces the process's SIGTERM handler (Python's with an exit, its core's with an abort);
+    a handler the caller installed (the CLI's graceful stop) is put back.
     """
     address = address or os.environ.get("RAY_ADDRESS")
     if address is None:
@@ -157,10 +247,13 @@ def start_ray(address: str | None, verbose: bool = False) -> bool:
 
     if ray.is_initialized():
         return False
+    on_sigterm = signal.getsignal(signal.SIGTERM)
     if address is None:
         ray.init(address="local", include_dashboard=False, configure_logging=False, log_to_driver=verbose)
     else:
         ray.init(address=address, log_to_driver=verbose)
+    if callable(on_sigterm) and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, on_sigterm)
     return True
 
 
@@ -186,7 +279,8 @@ def ray_file_loggers() -> list[Any]:
     return [JsonLoggerCallback(), CSVLoggerCallback()]
 
 
-def _tuner(spec: SweepSpec, data: DomainData, resume: bool, verbose: bool, reuse_actors: bool = True) -> Any:
+def _tuner(spec: SweepSpec, data: DomainData, resume: bool, verbose: bool, reuse_actors: bool = True,
+           quiet: bool = False) -> Any:
     from ray import tune
 
     from advent_sweep.sweep.checkpoints import KEPT_WHILE_RUNNING, CheckpointRetention
@@ -222,47 +316,63 @@ def _tuner(spec: SweepSpec, data: DomainData, resume: bool, verbose: bool, reuse
             storage_path=spec.storage,
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=KEPT_WHILE_RUNNING),
-            callbacks=callbacks if verbose else [*callbacks, ConsoleProgress(spec.metric, max_t)],
+            callbacks=callbacks if verbose or quiet else [*callbacks, ConsoleProgress(spec.metric, max_t)],
             verbose=None if verbose else 0,
         ),
     )
 
 
 def launch(spec: SweepSpec, address: str | None = None, resume: bool = False, data: DomainData | None = None,
-           verbose: bool = False, reuse_actors: bool = True) -> SweepOutcome:
+           verbose: bool = False, reuse_actors: bool = True, quiet: bool = False) -> SweepOutcome:
     """Run (or resume) the sweep to the end and summarise it.
 
     ``data`` lets a notebook sweep its own dataset objects; by default they are built from ``spec.data``.
     ``reuse_actors=False`` starts a new worker per trial (what benchmarks/sweep_efficiency.py compares against).
     The console gets a line per trial event; ``verbose`` gives Ray's own output (status tables, worker logs)
-    instead. A resumed sweep keeps the Tune output it was launched with (Ray restores its RunConfig).
+    instead, ``quiet`` neither. A resumed sweep keeps the Tune output it was launched with (Ray restores its RunConfig).
     """
     if data is None:
         data = prepare(spec, resume)
     else:
         check_sweep_folder(spec, resume)
+        check_weights_on_driver(spec)
         check_metric(spec, data)
     prepare_warmup(spec, data)
     started_ray = start_ray(address, verbose)
     try:
         from advent_sweep.sweep.console import tune_console
 
+        if weight_files(spec) and not check_weights_on_nodes(spec) and not quiet:
+            print("weights: no node that can hold a trial is up yet (an autoscaler adds them); each trial's node "
+                  "must have the weights file, or the trial fails naming its host", flush=True)
+
         with tune_console(verbose):
-            _tuner(spec, data, resume, verbose, reuse_actors).fit()
+            _tuner(spec, data, resume, verbose, reuse_actors, quiet).fit()
     finally:
         shutdown_started_ray(started_ray)
     return _outcome(spec)
 
 
-def _outcome(spec: SweepSpec) -> SweepOutcome:
-    """Summarise from the Parquet the sink wrote: the same numbers the analysis will show."""
+def _read_trials(folder: str) -> list[dict[str, Any]]:
+    """The rows of a sweep folder's trials.parquet, as the sink last wrote them."""
     import pyarrow.parquet as pq
 
-    filesystem, root = filesystem_and_path(spec.folder)
-    trials = pq.read_table(f"{root}/trials.parquet", filesystem=filesystem).to_pylist()
+    filesystem, root = filesystem_and_path(folder)
+    return pq.read_table(f"{root}/trials.parquet", filesystem=filesystem).to_pylist()
+
+
+def trial_statuses(folder: str) -> dict[str, int]:
+    """How many trials of the sweep (or confirm run) in ``folder`` ended in each status; ``running``: interrupted."""
     statuses: dict[str, int] = {}
-    for trial in trials:
+    for trial in _read_trials(folder):
         statuses[trial["status"]] = statuses.get(trial["status"], 0) + 1
+    return statuses
+
+
+def _outcome(spec: SweepSpec) -> SweepOutcome:
+    """Summarise from the Parquet the sink wrote: the same numbers the analysis will show."""
+    trials = _read_trials(spec.folder)
+    statuses = trial_statuses(spec.folder)
     scored = [t for t in trials if t["best_value"] is not None]
     pick = max if spec.mode == "max" else min
     best = pick(scored, key=lambda t: t["best_value"]) if scored else None

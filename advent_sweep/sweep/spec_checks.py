@@ -8,12 +8,14 @@ filled in). The rules of the search space itself live in ``space_rules``.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
+import typing
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from advent_sweep.advent.config import TrainConfig
 from advent_sweep.data.config import DataConfig
@@ -22,17 +24,17 @@ from advent_sweep.sweep import space_rules
 from advent_sweep.sweep.spec_models import (
     DEFAULT_BACKBONE,
     DEFAULT_STORAGE,
+    MODE_NAMES,
     PARAM_TYPES,
-    CheckpointsSpec,
     FloatParam,
     Param,
+    ParamSpec,
     Resources,
     SchedulerSpec,
     SearcherSpec,
     SweepFields,
-    TrackingSpec,
 )
-from advent_sweep.sweep.spec_problems import NOTHING, Problems
+from advent_sweep.sweep.spec_problems import NOTHING, Problems, nested_model
 
 DEFAULT_REDUCTION_FACTOR = 3.0
 # The metrics a trial reports that a sweep may optimise, and the only sound direction for each: a label-free
@@ -53,37 +55,51 @@ NOT_SEARCHABLE = {
 TRAINER_KEYS = tuple(name for name in TrainConfig.model_fields if name != "data")
 SEARCHABLE = tuple(name for name in TRAINER_KEYS if name not in NOT_SEARCHABLE)
 
-_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 _SCHEME_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
 _MISSING_NUM_SAMPLES = "missing; allowed: an int >= 1 (the number of trials)"
 _WEIGHTS = "a torchvision weights name (e.g. ResNet101_Weights.IMAGENET1K_V1), a state-dict file, or null (random init)"
+_SPACE_SHAPE = "a mapping of TrainConfig setting → {type: float|int|categorical, ...}"
+# What a required top-level key that is left out should hold; pydantic's "Field required" does not say.
+_WHEN_MISSING = {
+    "name": "a folder name (letters, digits, '.', '_', '-')",
+    "space": _SPACE_SHAPE,
+    "max_concurrent": "an int >= 1 (how many trials run at once)",
+}
+# pydantic's messages for a top-level field, where a sentence says more.
+_MESSAGES = {
+    "name": {"string_pattern_mismatch": "not a safe folder name; allowed: 1–100 letters, digits, '.', '_', '-', not starting with '.', '_' or '-'"},
+    "mode": {"literal_error": f"unknown mode; allowed: {', '.join(MODE_NAMES)}"},
+}
+_PARAM = TypeAdapter(ParamSpec)
+_PARAM_MODELS = dict(zip(PARAM_TYPES, typing.get_args(Param)))  # (to name a parameter's allowed keys in a message)
 
 
-def _section(problems: Problems, key: str, model: type[BaseModel], raw: Any) -> Any:
-    """The section ``key`` as ``model`` (left out: its defaults), or None after reporting why not."""
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, (dict, model)):
-        problems.add((key,), f"expected a mapping; allowed keys: {', '.join(model.model_fields)}", raw)
-        return None
-    return _parsed(problems, (key,), model, raw)
+@functools.cache
+def _adapter(key: str) -> TypeAdapter:
+    """Top-level field ``key`` as SweepFields declares it: its type, bounds and allowed values."""
+    field = SweepFields.model_fields[key]
+    return TypeAdapter(Annotated[field.annotation, field])
 
 
-def _parsed(problems: Problems, loc: tuple, model: type[BaseModel], raw: Any) -> Any:
-    """``raw`` as ``model``, or None after reporting every problem in it under ``loc``."""
+def _field(problems: Problems, raw: dict[str, Any], key: str) -> Any:
+    """``raw[key]`` as SweepFields declares it (left out: its default), or NOTHING after reporting every problem in it."""
+    field = SweepFields.model_fields[key]
+    if key not in raw:
+        if field.is_required():
+            problems.add((key,), f"missing; allowed: {_WHEN_MISSING[key]}", kind="missing")
+            return NOTHING
+        return field.get_default(call_default_factory=True)
     try:
-        return model.model_validate(raw)
+        return _adapter(key).validate_python(raw[key])
     except ValidationError as error:
-        problems.add_validation_error(error, loc, model)
-        return None
-
-
-def _value(problems: Problems, key: str, kind: Any, raw: Any) -> Any:
-    try:
-        return TypeAdapter(kind).validate_python(raw)
-    except ValidationError as error:
-        problems.add_validation_error(error, (key,))
+        problems.add_validation_error(error, (key,), nested_model(field.annotation), _MESSAGES.get(key))
         return NOTHING
+
+
+def _section(problems: Problems, raw: dict[str, Any], key: str) -> Any:
+    """A section (a model) as parsed, or None after reporting every problem in it."""
+    section = _field(problems, raw, key)
+    return None if section is NOTHING else section
 
 
 # --- the checks, section by section -----------------------------------------------------------
@@ -93,19 +109,15 @@ def check(raw: dict[str, Any]) -> tuple[Problems, dict[str, Any]]:
     """Check a space.yaml mapping; return every problem and the resolved values."""
     problems = Problems()
     for key in raw:
-        if key not in SweepFields.model_fields:
+        if key not in SweepFields.model_fields:  # (what extra="forbid" rejects, reported with the rest)
             problems.add((key,), f"unknown key; allowed: {', '.join(SweepFields.model_fields)}")
 
-    name = raw.get("name")
-    if name is None:
-        problems.add(("name",), "missing; allowed: a folder name (letters, digits, '.', '_', '-')", kind="missing")
-    elif not isinstance(name, str) or not _NAME_PATTERN.fullmatch(name):
-        problems.add(("name",), "not a safe folder name; allowed: 1–100 letters, digits, '.', '_', '-', not starting with '.', '_' or '-'", name)
+    _field(problems, raw, "name")
     storage, problem = normalise_storage(raw.get("storage", DEFAULT_STORAGE))
     if problem:
         problems.add(("storage",), problem, raw.get("storage"))
 
-    data = _section(problems, "data", DataConfig, raw.get("data"))
+    data = _section(problems, raw, "data")
     fixed, base = _check_trainer(problems, raw.get("trainer"), data)
     by_backbone = fixed.get("weights") if isinstance(fixed.get("weights"), dict) else None
     # What every trial's TrainConfig is built on (a weights mapping left out: no check reads weights);
@@ -121,31 +133,26 @@ def check(raw: dict[str, Any]) -> tuple[Problems, dict[str, Any]]:
     if base:
         space_rules.check_entropy_pair(problems, space, base, grid)
 
-    searcher = _section(problems, "searcher", SearcherSpec, raw.get("searcher"))
-    num_samples = raw.get("num_samples")
-    if num_samples is not None:
-        num_samples = _value(problems, "num_samples", Annotated[int, Field(ge=1)], num_samples)
+    searcher = _section(problems, raw, "searcher")
+    num_samples = _field(problems, raw, "num_samples")
     if searcher:
         searcher, num_samples = _check_searcher(problems, searcher, space, raw_space, num_samples, trial_base)
     elif num_samples is None and not grid:
         problems.add(("num_samples",), _MISSING_NUM_SAMPLES, kind="missing")
 
-    scheduler = _section(problems, "scheduler", SchedulerSpec, raw.get("scheduler"))
+    scheduler = _section(problems, raw, "scheduler")
     if scheduler and base:
         scheduler = _check_scheduler(problems, scheduler, base)
 
-    if "max_concurrent" not in raw:
-        problems.add(("max_concurrent",), "missing; allowed: an int >= 1 (how many trials run at once)", kind="missing")
-    else:
-        _value(problems, "max_concurrent", Annotated[int, Field(ge=1)], raw["max_concurrent"])
-    _value(problems, "max_failures", Annotated[int, Field(ge=-1)], raw.get("max_failures", 2))
+    _field(problems, raw, "max_concurrent")
+    _field(problems, raw, "max_failures")
 
-    resources = _section(problems, "resources", Resources, raw.get("resources"))
+    resources = _section(problems, raw, "resources")
     if resources:
         _check_resources(problems, resources, base)
-    mode = _check_metric(problems, raw.get("metric", "target_miou"), raw.get("mode"))
-    checkpoints = _section(problems, "checkpoints", CheckpointsSpec, raw.get("checkpoints"))
-    tracking = _section(problems, "tracking", TrackingSpec, raw.get("tracking"))
+    mode = _check_metric(problems, raw)
+    checkpoints = _section(problems, raw, "checkpoints")
+    tracking = _section(problems, raw, "tracking")
     if tracking and tracking.mlflow and tracking.mlflow.tracking_uri is None and "://" in storage:
         problems.add(("tracking", "mlflow", "tracking_uri"), "missing: a sweep on a URI has no local folder for MLflow's "
                      "default; allowed: a server (http://host:5000) or a database (sqlite:///path) every worker reaches",
@@ -265,15 +272,14 @@ def _check_space(
     problems: Problems, raw: Any, fixed: dict[str, Any], base: dict[str, Any] | None
 ) -> dict[str, Param]:
     """The parameters that are sound on their own (name, type, range, TrainConfig values)."""
-    shape = "a mapping of TrainConfig setting → {type: float|int|categorical, ...}"
     if raw is None:
-        problems.add(("space",), f"missing; allowed: {shape}", kind="missing")
+        problems.add(("space",), f"missing; allowed: {_SPACE_SHAPE}", kind="missing")
         return {}
     if not isinstance(raw, dict):
-        problems.add(("space",), f"expected {shape}", raw)
+        problems.add(("space",), f"expected {_SPACE_SHAPE}", raw)
         return {}
     if not raw:
-        problems.add(("space",), f"empty: a sweep needs at least one parameter to search; allowed: {shape}")
+        problems.add(("space",), f"empty: a sweep needs at least one parameter to search; allowed: {_SPACE_SHAPE}")
         return {}
     space = {}
     for name, spec in raw.items():
@@ -302,6 +308,7 @@ def _check_param_name(problems: Problems, loc: tuple, name: Any, fixed: dict[str
 
 
 def _parse_param(problems: Problems, loc: tuple, spec: Any) -> Param | None:
+    """The parameter as ParamSpec's discriminated union parses it, or None after reporting why not, at the key written."""
     types = ", ".join(PARAM_TYPES)
     if not isinstance(spec, dict):
         problems.add(loc, f"expected a mapping with a type ({types})", spec)
@@ -309,11 +316,17 @@ def _parse_param(problems: Problems, loc: tuple, spec: Any) -> Param | None:
     if "type" not in spec:
         problems.add(loc + ("type",), f"missing; allowed: {types}", kind="missing")
         return None
-    model = PARAM_TYPES.get(spec["type"]) if isinstance(spec["type"], str) else None
-    if model is None:
-        problems.add(loc + ("type",), f"unknown parameter type; allowed: {types}", spec["type"])
+    try:
+        return _PARAM.validate_python(spec)
+    except ValidationError as error:
+        (first, *_) = error.errors(include_url=False)
+        if first["type"] == "param_type":  # (the union's own error, about the type)
+            problems.add(loc + ("type",), first["msg"], spec["type"])
+            return None
+        # Errors inside a parameter carry the union's tag first (float.low): the YAML path has no such key.
+        errors = [{**e, "loc": e["loc"][1:]} for e in error.errors(include_url=False)]
+        problems.add_errors(errors, loc, _PARAM_MODELS[spec["type"]])
         return None
-    return _parsed(problems, loc, model, spec)
 
 
 def _check_searcher(
@@ -422,7 +435,7 @@ def _check_resources(problems: Problems, resources: Resources, base: TrainConfig
         problems.add(("resources", "gpu"), "a GPU reserved for trials that run on trainer.device cpu; allowed: 0, or device auto/cuda", resources.gpu)
 
 
-def _check_metric(problems: Problems, metric: Any, mode: Any) -> str | None:
+def _check_metric(problems: Problems, raw: dict[str, Any]) -> str | None:
     """A metric a trial reports, and the mode that fits it (filled in when left out).
 
     Whether the data reports it (``iou.<class>`` names, ``target_miou_13`` for SYNTHIA only) is
@@ -430,11 +443,12 @@ def _check_metric(problems: Problems, metric: Any, mode: Any) -> str | None:
     """
     allowed = ("target_miou (max), target_miou_13 (max, SYNTHIA only), iou.<class name> (max), or a label-free validator: "
                + ", ".join(f"{v.name} ({v.mode})" for v in VALIDATORS.values()))
+    metric = raw.get("metric", SweepFields.model_fields["metric"].default)
     known = isinstance(metric, str) and (metric in METRIC_MODES or (metric.startswith("iou.") and len(metric) > 4))
     if not known:
         problems.add(("metric",), f"not a metric a trial reports; allowed: {allowed}", metric)
-    if mode is not None and mode not in ("max", "min"):
-        problems.add(("mode",), "unknown mode; allowed: max, min", mode)
+    mode = _field(problems, raw, "mode")
+    if mode is NOTHING:
         return None
     if not known:
         return mode

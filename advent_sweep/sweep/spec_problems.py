@@ -34,32 +34,46 @@ class Problems:
             }
         )
 
-    def add_validation_error(self, error: ValidationError, prefix: tuple, model: type[BaseModel] | None = None) -> None:
-        for problem in error.errors(include_url=False):
+    def add_validation_error(
+        self, error: ValidationError, prefix: tuple, model: type[BaseModel] | None = None, messages: dict[str, str] | None = None
+    ) -> None:
+        """Each of pydantic's problems under ``prefix``; ``model`` (what was validated) names the allowed keys, and
+        ``messages`` replaces pydantic's message for an error type (e.g. a pattern, as a sentence a user reads)."""
+        self.add_errors(error.errors(include_url=False), prefix, model, messages)
+
+    def add_errors(
+        self, errors: list[Any], prefix: tuple, model: type[BaseModel] | None = None, messages: dict[str, str] | None = None
+    ) -> None:
+        """As :meth:`add_validation_error`, from the error details (``ValidationError.errors()``)."""
+        for problem in errors:
             loc = prefix + tuple(problem["loc"])
+            at = _model_at(model, problem["loc"][:-1] if problem["type"] == "extra_forbidden" else problem["loc"])
             if problem["type"] == "extra_forbidden":
-                allowed = _keys_at(model, problem["loc"][:-1]) if model else None
-                self.add(loc, "unknown key" + (f"; allowed: {', '.join(allowed)}" if allowed else ""))
+                self.add(loc, "unknown key" + (f"; allowed: {', '.join(at.model_fields)}" if at else ""))
+            elif problem["type"] in ("model_type", "model_attributes_type") and at:
+                self.add(loc, f"expected a mapping; allowed keys: {', '.join(at.model_fields)}", problem["input"], kind=problem["type"])
             else:
-                self.add(loc, problem["msg"].removeprefix("Value error, "), problem["input"], kind=problem["type"])
+                message = (messages or {}).get(problem["type"], problem["msg"].removeprefix("Value error, "))
+                self.add(loc, message, problem["input"], kind=problem["type"])
 
 
-def _keys_at(model: type[BaseModel], path: tuple) -> list[str] | None:
-    """The keys of the (nested) model at ``path``, if there is one."""
+def _model_at(model: type[BaseModel] | None, path: tuple) -> type[BaseModel] | None:
+    """The (nested) model at ``path`` in ``model``, if there is one."""
     for part in path:
+        if model is None:
+            return None
         if isinstance(part, int):
             continue
         field = model.model_fields.get(part)
-        model = _nested_model(field.annotation) if field else None
-        if model is None:
-            return None
-    return list(model.model_fields)
+        model = nested_model(field.annotation) if field else None
+    return model
 
 
-def _nested_model(annotation: Any) -> type[BaseModel] | None:
+def nested_model(annotation: Any) -> type[BaseModel] | None:
+    """The model an annotation holds (``DataConfig``, ``SourceWarmup | None``, ``Annotated[...]``), if one."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation
     for arg in typing.get_args(annotation):
-        if found := _nested_model(arg):
+        if found := nested_model(arg):
             return found
     return None

@@ -50,7 +50,7 @@ def read_events(folder: Path) -> EventAccumulator:
 def train(tmp_path: Path, values: dict, *extra: str) -> int:
     config = tmp_path / "run.yaml"
     config.write_text(yaml.safe_dump(values))
-    return main(["train", str(config), "--output", str(tmp_path / "run"), "--quiet", *extra])
+    return main(["train", str(config), "--output-dir", str(tmp_path / "run"), "--quiet", *extra])
 
 
 @pytest.mark.slow
@@ -181,7 +181,7 @@ def test_a_killed_and_resumed_run_logs_each_tag_and_step_once_in_increasing_orde
     config = tmp_path / "run.yaml"
     config.write_text(yaml.safe_dump(values))
     run = tmp_path / "run"
-    command = [str(Path(sys.executable).parent / "advent-sweep"), "train", str(config), "--output", str(run), "--quiet"]
+    command = [str(Path(sys.executable).parent / "advent-sweep"), "train", str(config), "--output-dir", str(run), "--quiet"]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
     # Killed after its first checkpoint (iteration 4) and after it logged past it (flushed events reach the file).
@@ -194,7 +194,7 @@ def test_a_killed_and_resumed_run_logs_each_tag_and_step_once_in_increasing_orde
     saved = json.loads((run / "metrics.json").read_text())["evaluations"]
     assert saved[-1]["iteration"] < 12, "the run was not interrupted before its end"
 
-    assert main(["train", str(config), "--output", str(run), "--resume", "--quiet"]) == 0
+    assert main(["train", str(config), "--output-dir", str(run), "--resume", "--quiet"]) == 0
     assert len(list(run.glob("events.out.tfevents.*"))) == 2
     events = read_events(run)
     for tag in events.Tags()["scalars"]:

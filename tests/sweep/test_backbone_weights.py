@@ -165,3 +165,51 @@ def test_each_backbone_warms_up_from_its_own_weights(weight_files):
     assert warmup_path(configs["resnet18"], "cache") != warmup_path(configs["mobilenet_v3"], "cache")
     # launch.prepare_warmup builds the sweep's base (no trial backbone) before it sees that backbone is searched
     assert spec.train_config({}).weights is None and spec.base_config.backbone == "resnet101"
+
+
+# -- weights files are checked on the driver before the data is built or Ray starts ------------
+
+
+def launch_dry_run(tmp_path: Path, weights: object, capsys: pytest.CaptureFixture) -> tuple[int, str]:
+    """``advent-sweep launch --dry-run`` on a small space with ``weights``: (exit code, stderr)."""
+    path = tmp_path / "space.yaml"
+    path.write_text(yaml.safe_dump(spec_values(weights, storage=str(tmp_path / "results"))))
+    code = main(["launch", str(path), "--dry-run", "--quiet"])
+    return code, capsys.readouterr().err
+
+
+def test_a_missing_weights_file_exits_2_on_the_driver_naming_it(tmp_path, capsys, monkeypatch):
+    built = []
+    monkeypatch.setattr("advent_sweep.sweep.launch.build_domain_data", lambda *a, **k: built.append(a))
+    code, err = launch_dry_run(tmp_path, str(tmp_path / "absent.pth"), capsys)
+    assert code == 2
+    assert f"trainer.weights: weights '{tmp_path / 'absent.pth'}': no such file, and not a torchvision weight name" in err
+    assert built == [] and sorted(p.name for p in tmp_path.iterdir()) == ["space.yaml"]
+
+
+def test_a_relative_weights_path_is_refused(tmp_path, capsys, monkeypatch, weight_files):
+    monkeypatch.chdir(weight_files["resnet18"].parent)
+    code, err = launch_dry_run(tmp_path, "resnet18.pth", capsys)
+    assert code == 2
+    assert "trainer.weights: 'resnet18.pth' is a relative path" in err
+    assert f"e.g. {weight_files['resnet18']}" in err
+
+
+def test_a_weights_file_of_another_backbone_is_refused_on_the_driver(tmp_path, capsys, weight_files):
+    mapping = {"resnet18": str(weight_files["mobilenet_v3"]), "mobilenet_v3": str(weight_files["mobilenet_v3"])}
+    code, err = launch_dry_run(tmp_path, mapping, capsys)
+    assert code == 2
+    assert f"trainer.weights: weights {weight_files['mobilenet_v3']}: do not fit backbone 'resnet18'" in err
+
+
+def test_the_weights_each_backbone_loads_and_the_files_among_them(weight_files):
+    from advent_sweep.sweep.launch import trial_weights
+    from advent_sweep.sweep.launch import weight_files as files_of
+
+    mapping = {"resnet18": str(weight_files["resnet18"]), "mobilenet_v3": "MobileNet_V3_Large_Weights.IMAGENET1K_V1"}
+    spec = SweepSpec.model_validate(spec_values(mapping, ["resnet18", "mobilenet_v3"]))
+    assert trial_weights(spec) == mapping
+    assert files_of(spec) == [str(weight_files["resnet18"])]
+    searched = SweepSpec.model_validate(spec_values(str(weight_files["resnet18"]), ["resnet18"]))
+    assert trial_weights(searched) == {"resnet18": str(weight_files["resnet18"])}
+    assert trial_weights(SweepSpec.model_validate(spec_values({"resnet18": None}))) == {}

@@ -13,7 +13,7 @@ import yaml
 
 from advent_sweep.advent.config import TrainConfig
 from advent_sweep.analysis import analyze
-from advent_sweep.analysis.best import export_confirmed
+from advent_sweep.analysis.confirmed import export_confirmed
 from advent_sweep.sweep.confirm import confirm
 from advent_sweep.sweep.launch import launch
 from advent_sweep.sweep.spec import SweepSpec

@@ -150,7 +150,7 @@ def test_best_export_from_the_real_sink_picks_by_rule_and_retrains(asha_sweep, t
     exported = TrainConfig.from_yaml(tmp_path / "best.yaml")
     trial_config = trials.set_index("trial_id").loc[choice.trial_id, "config_json"]
     assert exported == TrainConfig.model_validate_json(trial_config)
-    assert main(["train", str(tmp_path / "best.yaml"), "--output", str(tmp_path / "rerun"), "--quiet"]) == 0
+    assert main(["train", str(tmp_path / "best.yaml"), "--output-dir", str(tmp_path / "rerun"), "--quiet"]) == 0
     assert (tmp_path / "rerun" / "checkpoint.pt").exists()
 
 
@@ -203,3 +203,61 @@ def test_a_label_free_sweep_tells_optuna_and_asha_only_its_validator(local_ray, 
     assert exit_info.value.code == 2
     assert ("invalid choice: 'target_accuracy' (choose from 'best', 'last', 'target_entropy', 'target_im', 'target_bnm', "
             "'target_snd', 'source_val_miou')") in capsys.readouterr().err
+
+
+def test_each_node_that_can_hold_a_trial_is_checked_for_the_weights_file(local_ray, tmp_path):
+    import socket
+
+    import torch
+
+    from advent_sweep.errors import ConfigError
+    from advent_sweep.model.backbones import BACKBONES
+    from advent_sweep.sweep.launch import check_weights_on_nodes
+
+    present, absent = tmp_path / "resnet18.pth", tmp_path / "absent.pth"
+    torch.save(BACKBONES["resnet18"]().state_dict(), present)
+    # (one machine: every node sees the same files, so "absent" stands for a file a node lacks)
+    spec = tiny_spec(tmp_path, "weights", trainer={**TINY_TRAINER, "weights": str(absent)})
+    with pytest.raises(ConfigError) as error:
+        check_weights_on_nodes(spec)
+    assert str(error.value) == (
+        f"trainer.weights: node 127.0.0.1 ({socket.gethostname()}) lacks {absent}; every node that runs trials reads "
+        "the weights at that path: put the file on a shared filesystem or into each node's image "
+        "(checked 1 node(s) that can hold a trial)"
+    )
+    assert check_weights_on_nodes(tiny_spec(tmp_path, "w", trainer={**TINY_TRAINER, "weights": str(present)})) == ["127.0.0.1"]
+    too_big = {"cpu": 1, "gpu": 2}  # the module's Ray has 1 GPU: no node can hold such a trial, none is checked
+    assert check_weights_on_nodes(tiny_spec(tmp_path, "w", trainer={**TINY_TRAINER, "weights": str(absent)}, resources=too_big)) == []
+    torchvision_name = {**TINY_TRAINER, "weights": "ResNet18_Weights.IMAGENET1K_V1"}  # downloaded by each node: no file to check
+    assert check_weights_on_nodes(tiny_spec(tmp_path, "w", trainer=torchvision_name)) == []
+
+
+def test_launch_stops_before_the_tuner_when_a_node_lacks_the_weights(local_ray, tmp_path, monkeypatch):
+    import advent_sweep.sweep.launch as launching
+    from advent_sweep.errors import ConfigError
+
+    monkeypatch.setattr(launching, "check_weights_on_driver", lambda spec: None)  # the driver has it, a node does not
+    absent = tmp_path / "absent.pth"
+    spec = tiny_spec(tmp_path / "results", "node_lacks", trainer={**TINY_TRAINER, "weights": str(absent)})
+    with pytest.raises(ConfigError, match=rf"^trainer.weights: node 127.0.0.1 \(.*\) lacks {absent};"):
+        launch(spec)
+    assert not Path(spec.folder).exists()  # nothing written: the Tuner never started
+
+
+def test_launch_says_when_no_node_that_can_hold_a_trial_is_up(local_ray, tmp_path, monkeypatch, capsys):
+    from types import SimpleNamespace
+
+    import torch
+
+    import advent_sweep.sweep.launch as launching
+    from advent_sweep.model.backbones import BACKBONES
+
+    monkeypatch.setattr(launching, "_tuner", lambda *args, **kwargs: SimpleNamespace(fit=lambda: None))
+    monkeypatch.setattr(launching, "_outcome", lambda spec: None)
+    present = tmp_path / "resnet18.pth"
+    torch.save(BACKBONES["resnet18"]().state_dict(), present)
+    trainer = {**TINY_TRAINER, "weights": str(present)}
+    launch(tiny_spec(tmp_path / "results", "fits", trainer=trainer))
+    assert "no node that can hold a trial" not in capsys.readouterr().out  # the module's node holds one and has the file
+    launch(tiny_spec(tmp_path / "results", "waits", trainer=trainer, resources={"cpu": 1, "gpu": 2}))  # 1 GPU here
+    assert "weights: no node that can hold a trial is up yet (an autoscaler adds them)" in capsys.readouterr().out

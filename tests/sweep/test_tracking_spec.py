@@ -61,7 +61,7 @@ def test_mlflow_on_a_sweep_in_an_object_store_needs_a_tracking_uri(tmp_path, cap
 def test_train_with_a_bad_tracker_flag_exits_2_and_writes_nothing(tmp_path, capsys, flags, named):
     config = tmp_path / "run.yaml"
     config.write_text(yaml.safe_dump({"backbone": "resnet18", "iterations": 2, "poly_horizon": 2, "device": "cpu"}))
-    assert main(["train", str(config), "--output", str(tmp_path / "run"), "--quiet", *flags]) == 2
+    assert main(["train", str(config), "--output-dir", str(tmp_path / "run"), "--quiet", *flags]) == 2
     assert named in capsys.readouterr().err
     assert not (tmp_path / "run").exists() and not (tmp_path / ".advent-sweep-cache").exists()
 
@@ -70,7 +70,7 @@ def test_train_with_a_bad_tracker_flag_exits_2_and_writes_nothing(tmp_path, caps
 def test_train_with_a_tracker_not_installed_exits_2_naming_the_extra(tmp_path, capsys, trackers_missing, flags):
     config = tmp_path / "run.yaml"
     config.write_text(yaml.safe_dump({"backbone": "resnet18", "iterations": 2, "poly_horizon": 2, "device": "cpu"}))
-    assert main(["train", str(config), "--output", str(tmp_path / "run"), "--quiet", *flags]) == 2
+    assert main(["train", str(config), "--output-dir", str(tmp_path / "run"), "--quiet", *flags]) == 2
     error = capsys.readouterr().err
     assert flags[0] in error and "advent-sweep[" in error
     assert not (tmp_path / "run").exists()
