@@ -208,3 +208,13 @@ def test_wandb_offline_run_folders_hold_each_trials_metrics_at_trainer_iteration
         assert history["loss/seg_src_main"] == [1, 2, 3, 4]
         assert history["eval/target_miou"] == [2, 4]
         assert history["train/target_prediction"] == [2, 4]
+
+
+def test_rays_own_readers_still_read_the_sweep_folder(sweep):
+    from ray import tune
+    from ray.tune import ExperimentAnalysis
+
+    analysis = ExperimentAnalysis(str(sweep))
+    assert len(analysis.trials) == 2
+    assert sorted(len(frame) for frame in analysis.trial_dataframes.values()) == [2, 2]  # progress.csv: one row per report
+    assert tune.Tuner.can_restore(str(sweep))
