@@ -139,11 +139,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = TrainConfig.from_yaml(args.config)
     output = Path(args.output_dir) if args.output_dir else Path("runs") / Path(args.config).stem
     _check_output_folder("--output-dir", output)
+    _check_trackers(args.mlflow, args.wandb)
     cache_dir = output.parent / ".advent-sweep-cache"  # p_s and the source warm-up, shared by runs beside this one
     data = build_domain_data(config.data, cache_dir=cache_dir)
     if config.source_warmup and not args.quiet:
         print(f"source warm-up: {config.source_warmup.iterations} source-only iterations, or read back from {cache_dir}")
-    result = train_to_end(config, data, output, resume=args.resume, progress=not args.quiet, cache_dir=cache_dir)
+    result = train_to_end(config, data, output, resume=args.resume, progress=not args.quiet, cache_dir=cache_dir,
+                          mlflow_uri=args.mlflow, wandb_mode=args.wandb)
     chosen = result["selection"]
     print(f"done: {config.iterations} iterations in {output}")
     for rule, report in chosen.items():
@@ -152,6 +154,21 @@ def cmd_train(args: argparse.Namespace) -> int:
     for rule, snapshot in result["snapshots"].items():
         print(f"  snapshot kept for rule {rule}: {snapshot} (advent-sweep evaluate {snapshot})")
     return EXIT_OK
+
+
+def _check_trackers(mlflow_uri: str | None, wandb_mode: str | None) -> None:
+    """The trackers `train` was asked for are installed, and the MLflow URI is one."""
+    from advent_sweep.advent.trackers import check_installed, check_tracking_uri
+
+    try:
+        if mlflow_uri is not None:
+            check_installed("mlflow")
+            check_tracking_uri(mlflow_uri)
+        if wandb_mode is not None:
+            check_installed("wandb")
+    except ValueError as error:
+        flag = "--wandb" if wandb_mode is not None and "wandb" in str(error) else "--mlflow"
+        raise InputError(f"{flag}: {error}") from None
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -310,6 +327,13 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_tensorboard(args: argparse.Namespace) -> int:
+    from advent_sweep.tensorboard_view import serve
+
+    serve(args.folder, args.port)
+    return EXIT_OK
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     from advent_sweep.storage import write_atomically
     from advent_sweep.sweep.config_schema import markdown_reference, schema_text
@@ -366,6 +390,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--output", "-o", dest="output_dir", action=DeprecatedSpelling, replacement="--output-dir")
     train.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
     _add_progress(train)
+    train.add_argument("--mlflow", metavar="TRACKING_URI",
+                       help="also log to MLflow at this URI (http://host:5000, sqlite:////abs/mlflow.db), "
+                            "experiment advent-sweep-train, run named after the run folder; needs advent-sweep[mlflow]")
+    train.add_argument("--wandb", choices=["online", "offline"],
+                       help="also log to Weights & Biases (project advent-sweep, group advent-sweep-train); "
+                            "offline keeps the run in the run folder; needs advent-sweep[wandb]")
     train.set_defaults(handler=cmd_train)
 
     validate = _command(commands, "validate", "check a space.yaml in full and print the resolved spec, or every error")
@@ -417,6 +447,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sweep(dashboard, "; for a URI, its journal as of the last trial end")
     dashboard.add_argument("--port", type=_int_at_least(1), default=8080, help="the port on 127.0.0.1")
     dashboard.set_defaults(handler=cmd_dashboard)
+
+    tensorboard = _command(commands, "tensorboard", "serve TensorBoard on a sweep's or a run's losses and image panels, on 127.0.0.1 only")
+    tensorboard.add_argument("folder", metavar="SWEEP_OR_RUN",
+                             help="a sweep folder or URI (s3://, gs://, file://): <storage>/<name>; or a run folder of `train`")
+    tensorboard.add_argument("--port", type=_int_at_least(1), default=6006, help="the port on 127.0.0.1")
+    tensorboard.set_defaults(handler=cmd_tensorboard)
 
     evaluate = _command(commands, "evaluate", "score checkpoints alone or as a weighted ensemble (the paper's AdvEnt+MinEnt)")
     evaluate.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT",

@@ -13,7 +13,7 @@ from PIL import Image
 from advent_sweep.cli import main
 from advent_sweep.data import build_domain_data
 from advent_sweep.data.labels import CITYSCAPES_CLASS_NAMES
-from advent_sweep.data.palette import class_palette
+from advent_sweep.data.palette import palette_for
 from advent_sweep.advent.trainer import Trainer
 from tests.data.trees import cityscapes_tree, gta5_tree, street_ids
 from tests.test_evaluate import tiny_config
@@ -76,14 +76,14 @@ def test_labelids_pngs_score_with_the_official_evaluator_as_evaluate_does(citysc
         assert label_ids.shape == (LABEL_SIZE[1], LABEL_SIZE[0]) and colour.size == entropy.size == LABEL_SIZE
         assert colour.mode == "RGB" and entropy.mode == "L"
         assert set(np.unique(label_ids)) <= set(label_of_train_id.values())
-        np.testing.assert_array_equal(np.asarray(colour), class_palette(CITYSCAPES_CLASS_NAMES)[train_of_label[label_ids]])
+        np.testing.assert_array_equal(np.asarray(colour), palette_for(CITYSCAPES_CLASS_NAMES)[train_of_label[label_ids]])
         assert 0 < np.asarray(entropy).mean() < 255
 
 
 def test_the_palette_is_cityscapes_official_one():
     from cityscapesscripts.helpers.labels import trainId2label
 
-    palette = class_palette(CITYSCAPES_CLASS_NAMES)
+    palette = palette_for(CITYSCAPES_CLASS_NAMES)
     for train_id, name in enumerate(CITYSCAPES_CLASS_NAMES):
         assert trainId2label[train_id].name == name
         assert tuple(palette[train_id]) == trainId2label[train_id].color

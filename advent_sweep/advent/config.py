@@ -20,6 +20,8 @@ Method = Literal["source_only", "minent", "advent", "advent_minent"]
 METHODS_WITH_DISCRIMINATOR = ("advent", "advent_minent")
 METHODS_WITH_ENTROPY_LOSS = ("minent", "advent_minent")
 OFFICIAL_REPEATS_BACKBONE = "resnet101"  # the official v1 DeepLab-V2 whose optim_parameters repeats parameters
+# The official 1: logging every iteration costs well under 3% of a quickstart step (benchmarks/README.md, trainer_speed).
+LOG_INTERVAL_DEFAULT = 1
 
 
 class SourceWarmup(BaseModel):
@@ -97,6 +99,13 @@ class TrainConfig(BaseModel):
     eval_interval: int = Field(
         2_000, ge=1, description="Evaluate on target val (and report, in a sweep) every this many iterations. Default: 2000."
     )
+    log_interval: int = Field(LOG_INTERVAL_DEFAULT, ge=0, description=(
+        "Send the losses, learning rates and discriminator outputs to the run's logger (TensorBoard, trackers) every "
+        f"this many iterations; 0: never. Default: {LOG_INTERVAL_DEFAULT} (the official code logs every iteration)."))
+    viz_interval: int = Field(100, ge=0, description=(
+        "Draw image panels (source and target image, ground truth, colourised prediction, entropy map) of the batch "
+        "just trained on every this many iterations, and of two target-val images at each evaluation; 0: none. "
+        "Default: 100 (the official TENSORBOARD_VIZRATE)."))
 
     seed: int = Field(0, description="The training seed (initialisation, data order). Default: 0.")
     device: str = Field("auto", description="auto (CUDA if there is a GPU, else CPU), cpu, cuda or cuda:N. Default: auto.")

@@ -29,7 +29,7 @@ from PIL import Image
 from torch import Tensor
 
 from advent_sweep.data.labels import CITYSCAPES_IDS, PROTOCOL_TRAIN_IDS
-from advent_sweep.data.palette import class_palette, colorize
+from advent_sweep.data.palette import colorize, palette_for
 from advent_sweep.errors import InputError
 
 FOLDERS = ("color", "entropy", "labelIds")
@@ -70,7 +70,7 @@ class PredictionWriter:
     def __init__(self, folder: Path, dataset: Any, count: int, class_names: tuple[str, ...]) -> None:
         self.folder = folder
         self.names = image_names(dataset, count)
-        self.palette = class_palette(class_names)
+        self.palette = palette_for(class_names)
         self.label_ids = cityscapes_label_ids(dataset)
         self.written = 0
         self.pending: list[Future] = []

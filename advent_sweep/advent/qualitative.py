@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 
 from advent_sweep.advent.checkpoints import read_checkpoint, segmenter_of
-from advent_sweep.data.palette import class_palette, colorize
+from advent_sweep.data.palette import colorize, palette_for
 from advent_sweep.storage import filesystem_and_path, write_atomically
 
 MANIFEST = "qualitative.json"
@@ -44,7 +44,7 @@ def write_qualitative(models: Sequence[tuple[str, str]], dataset: Any, class_nam
     (local or a URI); ``entropy_of`` names the model whose entropy map is drawn. Returns the manifest."""
     filesystem, root = filesystem_and_path(folder)
     filesystem.create_dir(root, recursive=True)
-    palette = class_palette(class_names)
+    palette = palette_for(class_names)
     count = min(count, len(dataset))
     items = [dataset[index] for index in range(count)]
     label_h, label_w = items[0][1].shape

@@ -2,13 +2,15 @@
 
 The output folder holds ``config.yaml`` (the run's full TrainConfig, with the thread count
 it used), ``checkpoint.pt`` (the trainer's state at the last evaluation), ``metrics.json``
-(every evaluation and the snapshot each selection rule picks) and ``snapshots/`` (the model of the
-report each of ``keep_snapshots``' rules prefers; advent/snapshots.py). Files are replaced atomically,
+(every evaluation and the snapshot each selection rule picks), ``snapshots/`` (the model of the
+report each of ``keep_snapshots``' rules prefers; advent/snapshots.py) and TensorBoard event files
+(advent/run_logger.py: losses and panels at trainer iterations). Files are replaced atomically,
 so a crash leaves the previous complete version, and ``resume=True`` continues exactly.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import math
@@ -22,7 +24,9 @@ from tqdm import tqdm
 
 from advent_sweep.advent.checkpoints import load_state
 from advent_sweep.advent.config import TrainConfig
+from advent_sweep.advent.run_logger import FanOutLogger, RunLogger, TensorBoardLogger
 from advent_sweep.advent.snapshots import SnapshotKeeper
+from advent_sweep.advent.trackers import MlflowLogger, WandbLogger
 from advent_sweep.advent.trainer import Trainer, resolve_threads
 from advent_sweep.advent.warmup import load_or_train_warmup
 from advent_sweep.data import DomainData
@@ -31,6 +35,7 @@ from advent_sweep.selection import VALIDATORS
 from advent_sweep.storage import write_atomically
 
 CHECKPOINT, METRICS, CONFIG = "checkpoint.pt", "metrics.json", "config.yaml"
+TRACKER_EXPERIMENT = "advent-sweep-train"  # the MLflow experiment / W&B group of `train` runs
 
 
 def build_trainer(config: TrainConfig, data: DomainData, cache_dir: str | Path | None = None,
@@ -95,9 +100,30 @@ def prepare_output(output: Path, config: TrainConfig, resume: bool) -> TrainConf
     return config
 
 
+def run_trackers(config: TrainConfig, output: Path, mlflow_uri: str | None, wandb_mode: str | None) -> list[RunLogger]:
+    """The tracker runs of a `train` run: named after its folder, its config as parameters, in TRACKER_EXPERIMENT.
+
+    The W&B run id comes from the folder's absolute path, so a resumed run continues its W&B run; MLflow finds
+    its run by name.
+    """
+    params = config.model_dump(mode="json")
+    trackers: list[RunLogger] = []
+    if mlflow_uri is not None:
+        trackers.append(MlflowLogger(mlflow_uri, TRACKER_EXPERIMENT, output.name, params))
+    if wandb_mode is not None:
+        run_id = hashlib.sha256(str(output.resolve()).encode()).hexdigest()[:16]
+        trackers.append(WandbLogger("advent-sweep", None, wandb_mode, TRACKER_EXPERIMENT, output.name, run_id, params,
+                                    str(output)))
+    return trackers
+
+
 def train_to_end(config: TrainConfig, data: DomainData, output: Path, resume: bool = False, progress: bool = True,
-                 cache_dir: str | Path | None = None) -> dict[str, Any]:
-    """Train for ``config.iterations``, evaluating and checkpointing every ``eval_interval``; a source warm-up is cached in ``cache_dir``."""
+                 cache_dir: str | Path | None = None, mlflow_uri: str | None = None,
+                 wandb_mode: str | None = None) -> dict[str, Any]:
+    """Train for ``config.iterations``, evaluating and checkpointing every ``eval_interval``; a source warm-up is cached in ``cache_dir``.
+
+    Losses and panels go to TensorBoard events in ``output`` and, when given, to MLflow (``mlflow_uri``) and W&B.
+    """
     config = prepare_output(output, config, resume)
     resuming = resume and (output / CHECKPOINT).exists()
     state = load_state(output / CHECKPOINT) if resuming else None
@@ -109,6 +135,11 @@ def train_to_end(config: TrainConfig, data: DomainData, output: Path, resume: bo
             saved = json.loads((output / METRICS).read_text())["evaluations"]
             evaluations = [e for e in saved if e["iteration"] <= trainer.iteration]
 
+    # A resumed run's writer hides what the interrupted one logged after the checkpoint.
+    # (An interrupted run loses only what it logged after its last checkpoint, which a resume hides anyway.)
+    tensorboard = TensorBoardLogger(output, purge_step=trainer.iteration + 1 if resuming else None)
+    trackers = run_trackers(trainer.config, output, mlflow_uri, wandb_mode)
+    trainer.logger = FanOutLogger([tensorboard, *trackers]) if trackers else tensorboard
     bar = tqdm(total=config.iterations, initial=trainer.iteration, disable=not progress, unit="it", dynamic_ncols=True)
     started = time.perf_counter()
     while trainer.iteration < config.iterations:
@@ -125,5 +156,7 @@ def train_to_end(config: TrainConfig, data: DomainData, output: Path, resume: bo
             write_atomically(output / CHECKPOINT, checkpoint.getbuffer())
             summary = {"evaluations": evaluations, "selection": selection_summary(evaluations), "snapshots": snapshots.locations()}
             write_atomically(output / METRICS, json.dumps(summary, indent=1).encode())
+            trainer.logger.flush()
     bar.close()
+    trainer.logger.close()
     return {"evaluations": evaluations, "selection": selection_summary(evaluations), "snapshots": snapshots.locations()}

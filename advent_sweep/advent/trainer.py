@@ -26,11 +26,14 @@ from advent_sweep.advent.batches import BatchStream
 from advent_sweep.advent.config import TrainConfig
 from advent_sweep.advent.evaluation import evaluate_segmenters, score_segmenters
 from advent_sweep.advent.optim import RepeatedSGD
+from advent_sweep.advent.run_logger import RunLogger, entropy_panel, image_panel, label_panel
+from advent_sweep.data.palette import palette_for
 from advent_sweep.errors import ConfigError, TrainingDiverged
 from advent_sweep.model import build_discriminator, build_segmenter
 
 SOURCE_DOMAIN, TARGET_DOMAIN = 0.0, 1.0
 LEVELS = ("aux", "main")
+EVAL_PANEL_IMAGES = 2  # the first target-val images drawn at each evaluation, the same ones every time
 
 
 def resolve_device(name: str) -> torch.device:
@@ -71,6 +74,10 @@ class Trainer:
     ``source`` and ``target`` are datasets of (image in [0, 1], label); the target's labels
     are never read in training. ``class_prior`` is p_s, needed when μ > 0 (μ is ignored by
     source_only, which never looks at the target).
+
+    ``logger`` (advent/run_logger.py) receives the losses every ``config.log_interval`` iterations,
+    image panels every ``config.viz_interval`` and each evaluation, at the trainer iteration; it may
+    be set or replaced later (``trainer.logger = ...``); None logs nothing.
     """
 
     def __init__(
@@ -82,6 +89,7 @@ class Trainer:
         num_classes: int = 19,
         class_names: Sequence[str] | None = None,
         class_prior: Sequence[float] | None = None,
+        logger: RunLogger | None = None,
     ) -> None:
         if config.class_prior_mu > 0 and class_prior is None:
             raise ConfigError("class_prior_mu > 0 needs the source class prior p_s; pass class_prior")
@@ -101,6 +109,8 @@ class Trainer:
         if self._cuda:
             use_deterministic_cuda(config.deterministic)
         self.iteration = 0
+        self.logger = logger
+        self.palette = palette_for(self.class_names)
         torch.manual_seed(config.seed)
 
         self.segmenter = build_segmenter(config.backbone, num_classes, config.multi_level, config.weights).to(self.device)
@@ -180,6 +190,9 @@ class Trainer:
             optimizer.zero_grad(set_to_none=True)
         self._set_discriminators_trainable(False)
         step_losses: dict[str, Tensor] = {}
+        probes: dict[str, Tensor] = {}  # logged beside the losses on logging steps
+        panels: dict[str, Tensor] = {}  # what the panels draw, on panel steps
+        logs, draws = self._logging_due()
 
         # 1. supervised segmentation on source
         source_labels = source_labels.to(self.device, non_blocking=True)
@@ -187,9 +200,12 @@ class Trainer:
         for level, logits in source_logits.items():
             step_losses[f"loss_seg_src_{level}"] = losses.segmentation_loss(logits, source_labels)
         self._backward(sum(weight["seg"][level] * step_losses[f"loss_seg_src_{level}"] for level in source_logits))
+        if draws:
+            panels.update(source_image=source_images[0], source_label=source_labels[0],
+                          source_prediction=source_logits["main"][0].detach().argmax(dim=0))
 
-        if config.method == "source_only":
-            return self._finish(step_losses)
+        if config.method == "source_only":  # no target forward: its target panels come at evaluation only
+            return self._finish(step_losses, probes if logs else None, panels)
 
         # 2. target losses, discriminators frozen: MinEnt, AdvEnt (fool D: call target "source"), L_cp
         target_logits = self._predict(self._to_device(target_images))
@@ -213,32 +229,78 @@ class Trainer:
                 )
                 target_loss = target_loss + step_losses["loss_class_prior"]
         self._backward(target_loss)
+        if draws:
+            panels.update(target_image=target_images[0], target_prediction=target_logits["main"][0].detach().argmax(dim=0),
+                          target_entropy=target_maps["main"][0].detach().sum(dim=0))
 
         # 3. discriminators on detached maps: source → 0, target → 1, each loss halved
         if config.uses_discriminator:
             self._set_discriminators_trainable(True)
             for level, discriminator in self.discriminators.items():
                 source_map = losses.self_information_map(F.softmax(source_logits[level].detach(), dim=1))
-                loss_source = losses.adversarial_loss(discriminator(source_map), SOURCE_DOMAIN) / 2
-                loss_target = losses.adversarial_loss(discriminator(target_maps[level].detach()), TARGET_DOMAIN) / 2
+                source_out, target_out = discriminator(source_map), discriminator(target_maps[level].detach())
+                loss_source = losses.adversarial_loss(source_out, SOURCE_DOMAIN) / 2
+                loss_target = losses.adversarial_loss(target_out, TARGET_DOMAIN) / 2
                 self._backward(loss_source + loss_target)
                 step_losses[f"loss_d_{level}"] = loss_source + loss_target
-        return self._finish(step_losses)
+                if logs:
+                    probes[f"discriminator/source_{level}"] = torch.sigmoid(source_out.detach()).mean()
+                    probes[f"discriminator/target_{level}"] = torch.sigmoid(target_out.detach()).mean()
+        return self._finish(step_losses, probes if logs else None, panels)
 
-    def _finish(self, step_losses: dict[str, Tensor]) -> dict[str, float]:
-        """Check for divergence before any weight moves, then step every optimizer and schedule."""
+    def _logging_due(self) -> tuple[bool, bool]:
+        """Whether the iteration about to run logs its scalars, and whether it draws panels (steps count from 1)."""
+        if self.logger is None:
+            return False, False
+        step, config = self.iteration + 1, self.config
+        return (config.log_interval > 0 and step % config.log_interval == 0,
+                config.viz_interval > 0 and step % config.viz_interval == 0)
+
+    def _finish(self, step_losses: dict[str, Tensor], probes: dict[str, Tensor] | None = None,
+                panels: dict[str, Tensor] | None = None) -> dict[str, float]:
+        """Check for divergence before any weight moves, then step every optimizer and schedule, then log.
+
+        ``probes`` (None: not a logging step) are read in the same device sync as the losses.
+        """
         names = list(step_losses)
-        values = torch.stack([step_losses[name].detach().float() for name in names]).tolist()
+        probe_names = list(probes or {})
+        values = torch.stack([step_losses[name].detach().float() for name in names]
+                             + [probes[name].float() for name in probe_names]).tolist()
         reported = dict(zip(names, values))
-        if not all(math.isfinite(v) for v in values):
+        if not all(math.isfinite(v) for v in values[:len(names)]):
             raise TrainingDiverged(self.iteration, reported)
+        learning_rates = self._learning_rates() if probes is not None else {}
         for optimizer in self._optimizers:
             self.scaler.step(optimizer)
         self.scaler.update()
         for scheduler in self.schedulers:
             scheduler.step()
         self.iteration += 1
+        if probes is not None:
+            self.logger.scalars(self.iteration, {**{f"loss/{name.removeprefix('loss_')}": value for name, value in reported.items()},
+                                                 **learning_rates, **dict(zip(probe_names, values[len(names):]))})
+        if panels:
+            self.logger.images(self.iteration, self._draw(panels, "train/"))
         return reported
+
+    def _learning_rates(self) -> dict[str, float]:
+        """The learning rates this step uses (the schedules move them after it)."""
+        rates = {"lr/segmenter": self.optimizer.param_groups[0]["lr"], "lr/segmenter_heads": self.optimizer.param_groups[-1]["lr"]}
+        if self.discriminator_optimizers:
+            rates["lr/discriminator"] = next(iter(self.discriminator_optimizers.values())).param_groups[0]["lr"]
+        return rates
+
+    def _draw(self, panels: dict[str, Tensor], prefix: str) -> dict[str, np.ndarray]:
+        """Images, label maps (in the dataset's colours) and entropy maps as H×W×3 uint8 panels, tagged by name."""
+        drawn = {}
+        for name, tensor in panels.items():
+            if name.endswith("image"):
+                drawn[prefix + name] = image_panel(tensor)
+            elif name.endswith("entropy"):
+                drawn[prefix + name] = entropy_panel(tensor)
+            else:
+                drawn[prefix + name] = label_panel(tensor, self.palette)
+        return drawn
 
     def step(self) -> dict[str, float]:
         """Draw the next source and target batches and run one ``train_step``."""
@@ -268,7 +330,35 @@ class Trainer:
             self.segmenter.train()
         if not math.isfinite(metrics["target_entropy"]):
             raise TrainingDiverged(self.iteration, {"target_entropy": metrics["target_entropy"]})
+        if self.logger is not None:
+            self.logger.scalars(self.iteration, {(f"iou/{name[4:]}" if name.startswith("iou.") else f"eval/{name}"): value
+                                                 for name, value in metrics.items()})
+            if self.config.viz_interval > 0:
+                self.logger.images(self.iteration, self._evaluation_panels(data))
         return metrics
+
+    @torch.no_grad()
+    def _evaluation_panels(self, data: Dataset | Iterable) -> dict[str, np.ndarray]:
+        """Image, label, prediction and entropy of the first EVAL_PANEL_IMAGES target-val images, predicted as
+        ``evaluate`` does (BN statistics, logits upsampled to the label's size)."""
+        panels: dict[str, Tensor] = {}
+        self.segmenter.train(False)
+        try:
+            for images, labels, *_ in self._eval_loader(data):
+                count = min(len(images), EVAL_PANEL_IMAGES - len(panels) // 4)
+                with self._autocast():
+                    main = self.forward(self._to_device(images[:count]))[1]
+                logits = F.interpolate(main.float(), size=labels.shape[-2:], mode="bilinear", align_corners=True)
+                entropy = losses.self_information_map(F.softmax(logits, dim=1)).sum(dim=1)
+                for offset in range(count):
+                    k = len(panels) // 4
+                    panels.update({f"{k}/image": images[offset], f"{k}/label": labels[offset],
+                                   f"{k}/prediction": logits[offset].argmax(dim=0), f"{k}/entropy": entropy[offset]})
+                if len(panels) // 4 >= EVAL_PANEL_IMAGES:
+                    break
+        finally:
+            self.segmenter.train()
+        return self._draw(panels, "val/")
 
     def _eval_loader(self, data: Dataset | Iterable) -> Iterable:
         if isinstance(data, (DataLoader, list)):

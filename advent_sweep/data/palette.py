@@ -1,7 +1,9 @@
-"""Colours of the classes: the Cityscapes palette of the official label table, by class name.
+"""Label colours for prediction and ground-truth images: the Cityscapes official colours, by class name.
 
-The colours are those of cityscapesScripts' ``helpers/labels.py`` (also the official ADVENT
-code's ``colorize_mask``), so a colourised prediction reads like every Cityscapes figure.
+The colours are cityscapesScripts' (helpers/labels.py), the ones valeoai/ADVENT's ``colorize_mask``
+draws. A palette is looked up by class name, so the 19- and 16-class protocols and the synthetic
+benchmark (whose classes are Cityscapes names: road, sidewalk, building, ...) colour one class
+alike everywhere; a name Cityscapes lacks gets a fixed colour of its own. Ignored pixels (255) are black.
 """
 
 from __future__ import annotations
@@ -10,27 +12,37 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from advent_sweep.data.labels import IGNORE_LABEL
+from advent_sweep.data.labels import CITYSCAPES_CLASS_NAMES, IGNORE_LABEL
 
-CITYSCAPES_COLOURS: dict[str, tuple[int, int, int]] = {
-    "road": (128, 64, 128), "sidewalk": (244, 35, 232), "building": (70, 70, 70), "wall": (102, 102, 156),
-    "fence": (190, 153, 153), "pole": (153, 153, 153), "traffic light": (250, 170, 30), "traffic sign": (220, 220, 0),
-    "vegetation": (107, 142, 35), "terrain": (152, 251, 152), "sky": (70, 130, 180), "person": (220, 20, 60),
-    "rider": (255, 0, 0), "car": (0, 0, 142), "truck": (0, 0, 70), "bus": (0, 60, 100), "train": (0, 80, 100),
-    "motorcycle": (0, 0, 230), "bicycle": (119, 11, 32),
-}  # fmt: skip
-IGNORE_COLOUR = (0, 0, 0)  # unlabelled, as Cityscapes' void classes
+CITYSCAPES_COLOURS: dict[str, tuple[int, int, int]] = dict(zip(CITYSCAPES_CLASS_NAMES, (
+    (128, 64, 128), (244, 35, 232), (70, 70, 70), (102, 102, 156), (190, 153, 153), (153, 153, 153),
+    (250, 170, 30), (220, 220, 0), (107, 142, 35), (152, 251, 152), (70, 130, 180), (220, 20, 60),
+    (255, 0, 0), (0, 0, 142), (0, 0, 70), (0, 60, 100), (0, 80, 100), (0, 0, 230), (119, 11, 32),
+)))  # fmt: skip
+IGNORE_COLOUR = (0, 0, 0)
 
 
-def class_palette(class_names: Sequence[str]) -> np.ndarray:
-    """A 256×3 uint8 table: row k the colour of class ``class_names[k]``, the ignore label (255) black."""
-    table = np.zeros((256, 3), dtype=np.uint8)
+def _fallback_colour(index: int) -> tuple[int, int, int]:
+    """The PASCAL VOC bit-spreading colour of ``index + 1``: distinct, fixed, never black."""
+    label, colour = index + 1, [0, 0, 0]
+    for shift in range(7, -1, -1):
+        for channel in range(3):
+            colour[channel] |= ((label >> channel) & 1) << shift
+        label >>= 3
+    return colour[0], colour[1], colour[2]
+
+
+def palette_for(class_names: Sequence[str]) -> np.ndarray:
+    """A 256×3 uint8 table: row c is class c's colour (Cityscapes' for its names), row 255 black, unused rows black."""
+    if len(class_names) > IGNORE_LABEL:
+        raise ValueError(f"{len(class_names)} classes: a palette holds at most {IGNORE_LABEL} (255 is the ignore label)")
+    palette = np.zeros((256, 3), dtype=np.uint8)
     for index, name in enumerate(class_names):
-        table[index] = CITYSCAPES_COLOURS[name]
-    table[IGNORE_LABEL] = IGNORE_COLOUR
-    return table
+        palette[index] = CITYSCAPES_COLOURS.get(name) or _fallback_colour(index)
+    palette[IGNORE_LABEL] = IGNORE_COLOUR
+    return palette
 
 
 def colorize(label_map: np.ndarray, palette: np.ndarray) -> np.ndarray:
-    """An H×W×3 uint8 RGB image of an H×W map of class indices (0..255)."""
-    return palette[label_map.astype(np.uint8)]
+    """An H×W map of class indices (255 = ignore) as an H×W×3 uint8 RGB image."""
+    return palette[np.asarray(label_map, dtype=np.uint8)]

@@ -25,7 +25,7 @@ from advent_sweep.analysis.results import load_results
 from advent_sweep.data import build_domain_data
 from advent_sweep.errors import ConfigError
 from advent_sweep.storage import filesystem_and_path, write_atomically
-from advent_sweep.sweep.launch import TUNER_STATE, start_ray, shutdown_started_ray
+from advent_sweep.sweep.launch import TUNER_STATE, ray_file_loggers, start_ray, shutdown_started_ray
 from advent_sweep.sweep.spec import SweepSpec
 
 CONFIRM = "confirm"
@@ -122,6 +122,7 @@ def _tuner(spec: SweepSpec, plan: dict[str, Any], grid: ConfirmGrid, data: Any, 
     from advent_sweep.sweep.parquet_sink import ParquetResultSink, write_sweep_metadata
     from advent_sweep.sweep.trainable import train_advent_trial
 
+    file_loggers = ray_file_loggers()
     trainable = tune.with_resources(
         tune.with_parameters(train_advent_trial, train_config=grid.train_config, data=data, cache_dir=spec.cache_dir,
                              metric=plan["metric"], mode=plan["mode"]),
@@ -133,7 +134,7 @@ def _tuner(spec: SweepSpec, plan: dict[str, Any], grid: ConfirmGrid, data: Any, 
     write_sweep_metadata(f"{sweep}/{CONFIRM}", name, plan["metric"], plan["mode"], spec.model_dump(mode="json"))
     max_t = spec.base_config.iterations
     sink = ParquetResultSink(f"{sweep}/{CONFIRM}", name, plan["metric"], plan["mode"], data.class_names, grid.train_config, max_t)
-    callbacks = [CheckpointRetention(max_t, keep_stopped=True), sink]  # FIFO stops no trial: each keeps its last checkpoint
+    callbacks = [CheckpointRetention(max_t, keep_stopped=True), sink, *file_loggers]  # FIFO stops no trial: each keeps its last checkpoint
     return tune.Tuner(
         trainable,
         param_space={"candidate": tune.grid_search(list(range(len(grid.configs)))), "seed": tune.grid_search(list(grid.seeds))},

@@ -34,6 +34,8 @@ from advent_sweep.sweep.study_journal import JOURNAL_FILE
 LOOPBACK_ONLY = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 # What Tuner.restore needs (Ray's tuner.pkl), and what the sink, the searcher and launch write into a sweep folder.
 TUNER_STATE = "tuner.pkl"
+# Read by Tune when a Tuner (also a restored one) fits: "1" adds none of its logger callbacks but those given.
+NO_DEFAULT_LOGGERS = "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"
 SWEEP_FILES = (TUNER_STATE, "sweep.json", "trials.parquet", "reports", JOURNAL_FILE)
 # A torchvision weights name (ResNet101_Weights.IMAGENET1K_V1), as build_segmenter tells it from a file path.
 WEIGHT_NAME = re.compile(r"\w+_Weights\.\w+")
@@ -263,6 +265,20 @@ def shutdown_started_ray(started: bool) -> None:
         ray.shutdown()
 
 
+def ray_file_loggers() -> list[Any]:
+    """Ray's result.json and progress.csv writers, for a Tuner's callbacks; Ray's own TensorBoard logger is turned off.
+
+    ExperimentAnalysis and Tuner.can_restore read the two files; Ray's TensorBoard logger keys steps by report
+    count, and each trial logs its own events at trainer iterations. Tune adds its default loggers when a Tuner
+    (also a restored one) fits unless NO_DEFAULT_LOGGERS is set, so it is set in this process; a restored
+    Tuner's callbacks, these included, come back with its RunConfig.
+    """
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+
+    os.environ[NO_DEFAULT_LOGGERS] = "1"
+    return [JsonLoggerCallback(), CSVLoggerCallback()]
+
+
 def _tuner(spec: SweepSpec, data: DomainData, resume: bool, verbose: bool, reuse_actors: bool = True,
            quiet: bool = False) -> Any:
     from ray import tune
@@ -270,12 +286,14 @@ def _tuner(spec: SweepSpec, data: DomainData, resume: bool, verbose: bool, reuse
     from advent_sweep.sweep.checkpoints import KEPT_WHILE_RUNNING, CheckpointRetention
     from advent_sweep.sweep.console import ConsoleProgress
     from advent_sweep.sweep.parquet_sink import ParquetResultSink, write_sweep_metadata
-    from advent_sweep.sweep.searchers import build_scheduler, build_search_alg
+    from advent_sweep.sweep.searchers import TrialFolderInStudy, build_scheduler, build_search_alg
+    from advent_sweep.sweep.tracking import MlflowExperimentReady
     from advent_sweep.sweep.trainable import train_advent_trial
 
+    file_loggers = ray_file_loggers()
     trainable = tune.with_resources(
         tune.with_parameters(train_advent_trial, train_config=spec.train_config, data=data, cache_dir=spec.cache_dir,
-                             metric=spec.metric, mode=spec.mode),
+                             metric=spec.metric, mode=spec.mode, tracking=spec.tracking),
         {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},
     )
     if resume:
@@ -284,7 +302,9 @@ def _tuner(spec: SweepSpec, data: DomainData, resume: bool, verbose: bool, reuse
     max_t = spec.scheduler.max_t or spec.base_config.iterations
     sink = ParquetResultSink(spec.folder, spec.name, spec.metric, spec.mode, data.class_names, spec.train_config, max_t)
     # Retention before the sink: the sink's row names the checkpoint that is left.
-    callbacks = [CheckpointRetention(max_t, spec.checkpoints.keep_stopped), sink]
+    callbacks = [CheckpointRetention(max_t, spec.checkpoints.keep_stopped), sink, *file_loggers, TrialFolderInStudy(spec)]
+    if spec.tracking.mlflow is not None:
+        callbacks.append(MlflowExperimentReady(spec.tracking.mlflow, spec.name, spec.folder))
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(

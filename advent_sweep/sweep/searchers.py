@@ -23,6 +23,7 @@ from typing import Any, Callable
 import numpy as np
 import optuna
 from optuna.trial import TrialState
+from ray.tune import Callback
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 from ray.tune.search import ConcurrencyLimiter, Searcher
 from ray.tune.search.optuna import OptunaSearch
@@ -31,6 +32,9 @@ from advent_sweep.sweep.checkpoints import stopped_early
 from advent_sweep.sweep.spec import SweepSpec
 from advent_sweep.sweep.spec_models import CategoricalParam, FloatParam
 from advent_sweep.sweep.study_journal import StudyJournal
+
+
+RAY_TRIAL_ID, TRIAL_FOLDER = "ray_trial_id", "trial_folder"  # user attributes of each Optuna trial
 
 
 class DefineByRun:
@@ -144,7 +148,9 @@ class PruningOptunaSearch(OptunaSearch):
       the Parquet sink's rule), so the scheduler stopped it; samplers rank it by the step it reached;
     - COMPLETE with its last metric value otherwise.
 
-    Ray pickles ``__dict__`` to save it; :meth:`restore` reopens the journal (see there).
+    The study names its objective after the sweep's metric (optuna-dashboard's axes), and each Optuna
+    trial carries its Ray trial id (user attribute ``ray_trial_id``; :class:`TrialFolderInStudy` adds
+    the trial's folder). Ray pickles ``__dict__`` to save it; :meth:`restore` reopens the journal (see there).
     """
 
     def __init__(self, spec: SweepSpec) -> None:
@@ -159,6 +165,9 @@ class PruningOptunaSearch(OptunaSearch):
             study_name=spec.name,
             storage=journal.storage(),
         )
+        with warnings.catch_warnings():  # set_metric_names is marked experimental
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            self._ot_study.set_metric_names([spec.metric])
         self.spec = spec
         self.journal = journal
         self.max_t = spec.scheduler.max_t or spec.base_config.iterations
@@ -167,7 +176,10 @@ class PruningOptunaSearch(OptunaSearch):
     def suggest(self, trial_id: str) -> dict | None:
         if self._orphans and trial_id not in self._ot_trials:
             self._ot_trials[trial_id] = optuna.Trial(self._ot_study, self._orphans.pop(0))
-        return super().suggest(trial_id)
+        suggested = super().suggest(trial_id)
+        if trial_id in self._ot_trials:
+            self._ot_trials[trial_id].set_user_attr(RAY_TRIAL_ID, trial_id)
+        return suggested
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         # A result marked done is Ray's repeat of the last one when a function trainable returns: the end's business
@@ -223,6 +235,25 @@ class PruningOptunaSearch(OptunaSearch):
         self._completed_trials |= {ray_id for ray_id, number in numbers.items() if trials[number].state.is_finished()}
         known = set(numbers.values())
         self._orphans = [t._trial_id for t in trials if t.state == TrialState.RUNNING and t.number not in known]
+
+
+class TrialFolderInStudy(Callback):
+    """Writes each Ray trial's folder (``<sweep>/<trial folder>``, its checkpoints, TensorBoard run and Ray
+    files) into its Optuna trial's user attributes as ``trial_folder``, when the trial starts.
+
+    The searcher knows the Optuna trial but not the folder (Ray names it after ``suggest``); this finds the
+    Optuna trial by its ``ray_trial_id`` in the sweep's journal.
+    """
+
+    def __init__(self, spec: SweepSpec) -> None:
+        self.folder, self.study_name = spec.folder.rstrip("/"), spec.name
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        storage = StudyJournal(self.folder).storage()
+        study_id = storage.get_study_id_from_name(self.study_name)
+        for frozen in storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,)):
+            if frozen.user_attrs.get(RAY_TRIAL_ID) == trial.trial_id:
+                storage.set_trial_user_attr(frozen._trial_id, TRIAL_FOLDER, f"{self.folder}/{trial.storage.trial_dir_name}")
 
 
 def build_search_alg(spec: SweepSpec) -> Searcher:

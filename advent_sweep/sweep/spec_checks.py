@@ -152,6 +152,11 @@ def check(raw: dict[str, Any]) -> tuple[Problems, dict[str, Any]]:
         _check_resources(problems, resources, base)
     mode = _check_metric(problems, raw)
     checkpoints = _section(problems, raw, "checkpoints")
+    tracking = _section(problems, raw, "tracking")
+    if tracking and tracking.mlflow and tracking.mlflow.tracking_uri is None and "://" in storage:
+        problems.add(("tracking", "mlflow", "tracking_uri"), "missing: a sweep on a URI has no local folder for MLflow's "
+                     "default; allowed: a server (http://host:5000) or a database (sqlite:///path) every worker reaches",
+                     kind="missing")
 
     resolved = {
         **raw,
@@ -165,6 +170,7 @@ def check(raw: dict[str, Any]) -> tuple[Problems, dict[str, Any]]:
         "resources": resources,
         "mode": mode,
         "checkpoints": checkpoints,
+        "tracking": tracking,
     }
     return problems, resolved
 

@@ -11,10 +11,14 @@ from __future__ import annotations
 import typing
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, StrictBool, StrictFloat, StrictInt, Tag, create_model, field_validator
+from pydantic import (
+    BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, StrictBool, StrictFloat, StrictInt, Tag, create_model,
+    field_validator,
+)
 
 from advent_sweep.advent.config import TrainConfig
 from advent_sweep.advent.snapshots import DEFAULT_RULES, check_rules
+from advent_sweep.advent.trackers import check_installed, check_tracking_uri
 from advent_sweep.data.config import DataConfig
 
 DEFAULT_STORAGE = "~/advent-sweep-results"
@@ -211,6 +215,54 @@ def _empty_is_default(value: Any) -> Any:
     return {} if value is None else value
 
 
+class MlflowTracking(BaseModel):
+    """Each trial as an MLflow run (named after the trial, its config as parameters, metrics at trainer iterations)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tracking_uri: str | None = Field(None, description=(
+        "Where MLflow keeps the runs: a server (http://host:5000) or a database (sqlite:////abs/path/mlflow.db); MLflow 3 "
+        "refuses a plain folder. Default: null (the SQLite database mlflow.db in the sweep folder; a sweep on s3:// or "
+        "gs:// must name one every worker reaches)."))
+    experiment: str | None = Field(None, description="The MLflow experiment the trials' runs go in. Default: null (the sweep's name).")
+
+    @field_validator("tracking_uri")
+    @classmethod
+    def _known_uri(cls, uri: str | None) -> str | None:
+        return None if uri is None else check_tracking_uri(uri)
+
+
+class WandbTracking(BaseModel):
+    """Each trial as a Weights & Biases run (named after the trial, in a group named after the sweep)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    project: str = Field("advent-sweep", description="The W&B project. Default: advent-sweep.")
+    entity: str | None = Field(None, description="The W&B user or team. Default: null (the logged-in user's default entity).")
+    mode: Literal["online", "offline"] = Field("online", description=(
+        "online: sent to W&B as the trial runs (needs `wandb login`); offline: kept in run folders, no network, for "
+        "`wandb sync` later. Default: online."))
+    dir: str | None = Field(None, description=(
+        "The folder W&B writes its run folders (wandb/) into. Default: null (each trial's folder when the sweep's "
+        "storage is local, else the worker's working folder)."))
+
+
+class TrackingSpec(BaseModel):
+    """Experiment trackers the trials also log to (besides TensorBoard); each needs its extra installed."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    mlflow: MlflowTracking | None = Field(None, description="Log to MLflow (pip install 'advent-sweep[mlflow]'). Default: null (off).")
+    wandb: WandbTracking | None = Field(None, description="Log to Weights & Biases (pip install 'advent-sweep[wandb]'). Default: null (off).")
+
+    @field_validator("mlflow", "wandb")
+    @classmethod
+    def _installed(cls, tracker: BaseModel | None, info: Any) -> BaseModel | None:
+        if tracker is not None:
+            check_installed(info.field_name)
+        return tracker
+
+
 class SweepFields(BaseModel):
     """The top-level keys of a space.yaml, each section as parsed; ``spec.SweepSpec`` is these, checked in full."""
 
@@ -267,4 +319,7 @@ class SweepFields(BaseModel):
     )
     checkpoints: Annotated[CheckpointsSpec, BeforeValidator(_empty_is_default, json_schema_input_type=Union[CheckpointsSpec, None])] = Field(
         CheckpointsSpec(), description="Which trial checkpoints outlive the sweep. Default: each trial's last, not a stopped trial's."
+    )
+    tracking: Annotated[TrackingSpec, BeforeValidator(_empty_is_default, json_schema_input_type=Union[TrackingSpec, None])] = Field(
+        TrackingSpec(), description="Experiment trackers (MLflow, W&B) each trial also logs to, besides TensorBoard. Default: none."
     )

@@ -2,8 +2,11 @@
 
 It restores from ``tune.get_checkpoint()`` first, trains, and every eval interval calls
 ``tune.report`` with the metrics, the trainer iteration (ASHA's time attribute) and a
-checkpoint, after keeping the snapshots its rules prefer in the trial folder's snapshots/. A diverged trial reports once with ``diverged: True`` and ends without
-error, so the sweep goes on and no retry is spent on it.
+checkpoint, after keeping the snapshots its rules prefer in the trial folder's snapshots/. A diverged
+trial reports once with ``diverged: True`` and ends without error, so the sweep goes on and no retry is
+spent on it. The trainer logs its losses and panels (TensorBoard events) into the trial's folder in
+storage, flushed before each report, and to the trackers the space's ``tracking:`` section names
+(sweep/tracking.py).
 
 Sweeps reuse worker processes (``reuse_actors``): each trial hands the next one in its
 worker the process-wide torch, RNG and CUDA settings it found, so that a trial's numbers
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import math
 import random
+from contextlib import ExitStack, closing
 import tempfile
 import time
 from collections import defaultdict
@@ -23,28 +27,49 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow.fs as pafs
 import torch
 from ray import tune
 
 from advent_sweep.advent.checkpoints import load_state
 from advent_sweep.advent.config import TrainConfig
 from advent_sweep.advent.run import build_trainer
+from advent_sweep.advent.run_logger import FanOutLogger, RunLogger, TensorBoardLogger
 from advent_sweep.advent.snapshots import SnapshotKeeper
 from advent_sweep.data import DomainData
 from advent_sweep.errors import TrainingDiverged
+from advent_sweep.sweep.spec_models import TrackingSpec
+from advent_sweep.sweep.tracking import trial_trackers
 
 CHECKPOINT_FILE = "trainer.pt"
 
 
 def train_advent_trial(params: dict[str, Any], *, train_config: Callable[[dict[str, Any]], TrainConfig],
-                       data: DomainData, cache_dir: str, metric: str, mode: str = "max") -> None:
+                       data: DomainData, cache_dir: str, metric: str, mode: str = "max",
+                       tracking: TrackingSpec | None = None) -> None:
     """Train the config ``train_config(params)`` on the shared ``data`` (warm-ups cached in ``cache_dir``).
 
     A sweep passes ``SweepSpec.train_config`` (the sampled params over its trainer section), a confirm
-    run a grid of (configuration, seed). ``metric`` and ``mode`` define the snapshot rule ``best``.
+    run a grid of (configuration, seed). ``metric`` and ``mode`` define the snapshot rule ``best``;
+    ``tracking``: the trackers each trial also logs to.
     """
-    with process_state_restored():
-        _train(train_config(params), data, cache_dir, metric, mode)
+    with process_state_restored(), ExitStack() as on_exit:
+        _train(train_config(params), data, cache_dir, metric, mode, on_exit, tracking or TrackingSpec())
+
+
+def trial_logger(purge_step: int | None, config: TrainConfig, tracking: TrackingSpec) -> RunLogger:
+    """TensorBoard events in this trial's folder in the sweep's storage (Ray's filesystem for it: local, s3://, gs://),
+    and the trackers ``tracking`` names."""
+    context = tune.get_context()
+    storage = context.get_storage()
+    tensorboard = TensorBoardLogger(storage.trial_fs_path, purge_step, filesystem=storage.storage_filesystem)
+    if tracking.mlflow is None and tracking.wandb is None:
+        return tensorboard
+    local = isinstance(storage.storage_filesystem, pafs.LocalFileSystem)
+    trackers = trial_trackers(tracking, context.get_experiment_name(), f"{storage.storage_fs_path}/{storage.experiment_dir_name}",
+                              context.get_trial_name(), context.get_trial_id(), storage.trial_fs_path if local else None,
+                              config.model_dump(mode="json"))
+    return FanOutLogger([tensorboard, *trackers])
 
 
 @contextmanager
@@ -72,7 +97,8 @@ def process_state_restored() -> Iterator[None]:
         torch.use_deterministic_algorithms(deterministic[0], warn_only=deterministic[1])
 
 
-def _train(config: TrainConfig, data: DomainData, cache_dir: str, metric: str, mode: str) -> None:
+def _train(config: TrainConfig, data: DomainData, cache_dir: str, metric: str, mode: str, on_exit: ExitStack,
+           tracking: TrackingSpec) -> None:
     state = None
     checkpoint = tune.get_checkpoint()
     if checkpoint:
@@ -82,6 +108,8 @@ def _train(config: TrainConfig, data: DomainData, cache_dir: str, metric: str, m
     storage = tune.get_context().get_storage()  # the trial folder in the sweep's storage (local or a URI)
     snapshots = SnapshotKeeper(storage.trial_fs_path, config.keep_snapshots, metric, mode, storage.storage_filesystem,
                                trainer.iteration)
+    # Closed when the trial ends, also when Tune stops it; a resumed trial's writer hides what its lost attempt logged.
+    trainer.logger = on_exit.enter_context(closing(trial_logger(trainer.iteration + 1 if state else None, config, tracking)))
 
     loss_sums: dict[str, float] = defaultdict(float)
     steps, started = 0, time.perf_counter()
@@ -105,6 +133,7 @@ def _train(config: TrainConfig, data: DomainData, cache_dir: str, metric: str, m
         snapshots.keep(trainer.iteration, metrics, trainer.config.model_dump(mode="json"), trainer.segmenter.state_dict())
         with tempfile.TemporaryDirectory() as folder:
             torch.save(trainer.state_dict(), Path(folder) / CHECKPOINT_FILE)
+            trainer.logger.flush()
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
         loss_sums.clear()
         steps, started = 0, time.perf_counter()

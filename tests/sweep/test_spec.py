@@ -188,7 +188,7 @@ def test_trainer_threads_win_over_resources_cpu():
 def test_unknown_top_level_key():
     assert problems(spec_values(foo=1)) == [
         "foo: unknown key; allowed: name, storage, data, trainer, space, searcher, scheduler, num_samples, "
-        "max_concurrent, resources, metric, mode, max_failures, checkpoints"
+        "max_concurrent, resources, metric, mode, max_failures, checkpoints, tracking"
     ]
 
 
