@@ -3,13 +3,16 @@
 One embedded Ray (loopback only) serves the module.
 """
 
+import json
 import os
+from pathlib import Path
 
 import optuna
 import pandas as pd
 import pytest
 from optuna.trial import TrialState
 
+from advent_sweep.sweep.eta import STATUS_FILE
 from advent_sweep.sweep.forecast import forecast
 from advent_sweep.sweep.launch import launch
 from advent_sweep.sweep.study_journal import JOURNAL_FILE, journal_storage
@@ -43,6 +46,8 @@ def test_the_asha_forecast_is_within_25_percent_of_the_iterations_a_sweep_trains
     assert len(trials) == 9
     actual = trials["iterations"].sum()
     assert abs(expected - actual) <= 0.25 * actual, (expected, actual, trials[["trial_id", "iterations", "best_value"]])
+    status = json.loads(Path(spec.folder, STATUS_FILE).read_text())  # what a person reads while it runs, at its end
+    assert status["finished"] and status["iterations_done"] == actual and status["iterations_forecast"] == round(expected)
 
 
 def test_a_repeat_is_not_trained_and_the_study_says_so(local_ray, tmp_path, capsys):
