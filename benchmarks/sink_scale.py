@@ -191,6 +191,7 @@ def main() -> None:
     parser.add_argument("--reports", type=int, default=20, help="reports per trial")
     parser.add_argument("--concurrency", type=int, default=8, help="trials running at once")
     parser.add_argument("--stub", action="store_true", help="drive the sink's callbacks with stand-in trials, no Ray")
+    parser.add_argument("--no-analyze", action="store_true", help="skip load_results and analyze (the sink's figures only)")
     args = parser.parse_args()
 
     started_ray = False if args.stub else start_ray(None)
@@ -204,7 +205,8 @@ def main() -> None:
             results = load_results(folder)
             loaded = time.perf_counter() - started
             started = time.perf_counter()
-            analyze(folder, Path(storage) / "analysis", progress=False)
+            if not args.no_analyze:
+                analyze(folder, Path(storage) / "analysis", progress=False)
             analysed = time.perf_counter() - started
     finally:
         shutdown_started_ray(started_ray)
@@ -223,7 +225,7 @@ def main() -> None:
          "<= 1 per 100 trials"),
         ("DuckDB count(*)", f"{counted[0]} rows in {counted[1] * 1e3:.0f} ms" if counted else "skipped: duckdb is not installed", ""),
         ("load_results", f"{loaded:.2f} s", ""),
-        ("analyze (load_results included)", f"{analysed:.1f} s", "< 60 s"),
+        ("analyze (load_results included)", "skipped (--no-analyze)" if args.no_analyze else f"{analysed:.1f} s", "< 60 s"),
     ]
     for name, value, target in rows:
         print(f"{name:<34}{value:<48}{target}")
