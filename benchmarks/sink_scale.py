@@ -34,7 +34,7 @@ from typing import Any
 from advent_sweep.analysis import analyze, load_results
 from advent_sweep.data.labels import CITYSCAPES_CLASS_NAMES
 from advent_sweep.sweep import results_schema as rs
-from advent_sweep.sweep.launch import start_ray, shutdown_started_ray
+from advent_sweep.sweep.launch import shutdown_started_ray, start_ray
 from advent_sweep.sweep.spec import SweepSpec
 
 REPORTS_PER_S = 50.0  # 7,500 stub trials x 20 reports in 50 minutes through embedded Ray on 2 cores

@@ -107,11 +107,9 @@ class Forecast:
     def describe(self) -> str:
         if self.scheduler == "asha":
             reach = ", ".join(f"{count:.1f} to {iteration}" for iteration, count in self.rungs)
-            lines = [f"forecast: {self.iterations:,.0f} trainer iterations (ASHA, expected trials training to each "
-                     f"iteration: {reach})"]
+            lines = [f"forecast: {self.iterations:,.0f} trainer iterations (ASHA, expected trials training to each iteration: {reach})"]
         else:
-            lines = [f"forecast: {self.iterations:,.0f} trainer iterations (FIFO: {self.rungs[-1][1]:.0f} trials × "
-                     f"{self.rungs[-1][0]})"]
+            lines = [f"forecast: {self.iterations:,.0f} trainer iterations (FIFO: {self.rungs[-1][1]:.0f} trials × {self.rungs[-1][0]})"]
         if self.seconds_per_iteration is None:
             lines.append(f"  time and resource-hours: unknown; {self.timing_source}")
             return "\n".join(lines)
@@ -139,7 +137,7 @@ def forecast(spec: SweepSpec, seconds_per_iteration: float | None = None) -> For
         timing, source = seconds_per_iteration, "given by --seconds-per-iteration"
     else:
         timing, source = previous_sweep_timing(spec) or probe_timing(spec) or (
-            None, f"pass --seconds-per-iteration, or time the space's costliest configuration with: advent-sweep probe SPACE")
+            None, "pass --seconds-per-iteration, or time the space's costliest configuration with: advent-sweep probe SPACE")
     rungs = expected_rungs(spec)
     return Forecast(spec.scheduler.type, rungs, expected_iterations(rungs), spec.max_concurrent,
                     spec.resources.cpu, spec.resources.gpu, timing, source)

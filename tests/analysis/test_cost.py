@@ -6,7 +6,13 @@ import pandas as pd
 import pytest
 
 from advent_sweep.analysis import SweepResults
-from advent_sweep.analysis.cost import anytime_curve, hours_to_best, method_costs, random_search_curve, trial_costs
+from advent_sweep.analysis.cost import (
+    anytime_curve,
+    hours_to_best,
+    method_costs,
+    random_search_curve,
+    trial_costs,
+)
 
 T0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
 

@@ -10,7 +10,12 @@ import yaml
 
 from advent_sweep.cli import main
 from advent_sweep.errors import ConfigError
-from advent_sweep.sweep.forecast import continuing, expected_iterations, expected_rungs, forecast
+from advent_sweep.sweep.forecast import (
+    continuing,
+    expected_iterations,
+    expected_rungs,
+    forecast,
+)
 from advent_sweep.sweep.parquet_sink import write_sweep_metadata
 from advent_sweep.sweep.spec import SweepSpec
 
