@@ -17,9 +17,9 @@ checkpoints that state names and report what followed again. ``<sweep>/trials.pa
 rewritten whole, at most once per flush; a finished trial's row is converted to Arrow once, so a
 flush's Python work grows with the trials that changed, not with the sweep.
 
-A fold into level BACKGROUND_LEVEL or above (10,000s of rows, read back from disk) runs on one
-background thread, in order, so that no step end waits for it; Ray saving its state and the
-sweep's end wait for every fold in flight.
+A fold (1,000s of rows and more, read back from disk above KEPT_LEVELS) is written by one background
+thread, in order, so that no step end waits for it; a flush's own small part is written at once. Ray
+saving its state and the sweep's end wait for every fold in flight.
 
 Every file is written under a dot-name and renamed into place (readers skip dot-files); a folded
 file is in place before the files it replaces are deleted, and names them in its metadata
@@ -60,7 +60,7 @@ FANOUT = 10
 SEALED_ROWS = 1_000_000
 # Files of levels 0 and 1 hold the last minutes' rows and fold most often: kept in memory, not read back to fold.
 KEPT_LEVELS = 2
-BACKGROUND_LEVEL = KEPT_LEVELS  # folds into this level and above read files back: off the driver's event loop
+BACKGROUND_LEVEL = 1  # folds into this level and above (1,000s of rows and more): off the driver's event loop
 FROZEN_CHUNKS = 32  # finished trials' Arrow chunks combined into one beyond this many
 REPLACES = b"advent_sweep.replaces"
 EVERY_LEVEL = math.inf
@@ -295,7 +295,7 @@ class ParquetResultSink(Callback):
     def _fold(self, names: list[str], fresh: pa.Table | None, level: int) -> None:
         """``names``' rows and ``fresh`` as one new file of ``level``; then ``names`` are deleted.
 
-        The bookkeeping is done at once; the files are written now under BACKGROUND_LEVEL, else by the fold thread.
+        The bookkeeping is done at once; the files are written now for a flush's level-0 part, else by the fold thread.
         """
         if fresh is None and len(names) < 2:
             return
@@ -305,22 +305,28 @@ class ParquetResultSink(Callback):
         for old in names:
             del self._files[old]
         self._files[name] = (level, rows)
-        if level >= BACKGROUND_LEVEL:
-            self._jobs.append(self._executor.submit(self._write_fold, names, in_memory, fresh, name))
-            return
-        table = self._write_fold(names, in_memory, fresh, name)
-        if level < KEPT_LEVELS:
+        if level < KEPT_LEVELS and len(in_memory) == len(names):  # the concatenation copies nothing
+            table = pa.concat_tables([*in_memory.values(), *([fresh] if fresh is not None else [])], promote_options="permissive")
             self._kept[name] = table
+            in_memory, fresh = {name: table}, None
+            names_read = [name]
+        else:
+            names_read = names
+        if level >= BACKGROUND_LEVEL:
+            self._jobs.append(self._executor.submit(self._write_fold, names, names_read, in_memory, fresh, name))
+        else:
+            self._write_fold(names, names_read, in_memory, fresh, name)
 
-    def _write_fold(self, names: list[str], in_memory: dict[str, pa.Table], fresh: pa.Table | None, name: str) -> pa.Table:
+    def _write_fold(self, names: list[str], names_read: list[str], in_memory: dict[str, pa.Table], fresh: pa.Table | None,
+                    name: str) -> None:
+        """Write ``names_read`` (from memory, else from disk) and ``fresh`` as file ``name``; then delete ``names``."""
         tables = [in_memory[old] if old in in_memory else pq.read_table(f"{self._reports_dir}/{old}", filesystem=self._filesystem)
-                  for old in names]
+                  for old in names_read]
         table = pa.concat_tables([*tables, *([fresh] if fresh is not None else [])], promote_options="permissive")
         metadata = {**rs.SCHEMA_METADATA, **({REPLACES: json.dumps(names).encode()} if names else {})}
         self._write(table.replace_schema_metadata(metadata), f"{self._reports_dir}/{name}")
         for old in names:
             self._filesystem.delete_file(f"{self._reports_dir}/{old}")
-        return table
 
     def _wait_for_folds(self) -> None:
         """Every fold in flight written (its error raised here)."""

@@ -31,8 +31,7 @@ def test_a_finished_trials_row_is_kept_converted_and_reconverted_when_it_changes
     assert sink._frozen_ids == set()
 
 
-def test_folds_on_the_background_thread_are_on_disk_after_ray_saves_its_state(tmp_path, monkeypatch):
-    monkeypatch.setattr(parquet_sink, "BACKGROUND_LEVEL", 1)  # every fold of level-0 parts goes to the thread
+def test_folds_on_the_background_thread_are_on_disk_after_ray_saves_its_state(tmp_path):
     sink = sink_at(tmp_path)
     t = trial("t")
     sink.on_trial_start(0, [], t)
