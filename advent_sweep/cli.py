@@ -15,10 +15,14 @@ import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from advent_sweep import __version__
 from advent_sweep.errors import InputError
 from advent_sweep.selection import SELECTION_RULES
+
+if TYPE_CHECKING:
+    from advent_sweep.sweep.spec import SweepSpec
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
 EXIT_ON_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}  # 128 + the signal, as shells report it
@@ -35,6 +39,8 @@ ADDRESS_HELP = "an existing Ray cluster: auto or HOST:PORT (default: RAY_ADDRESS
 VERBOSE_HELP = ("Ray's own output (status tables, worker logs) instead of one line per trial event; "
                 "a resumed run keeps the tables it was started with")
 QUIET_HELP = "no progress output: only the result"
+SECONDS_PER_ITERATION_HELP = ("seconds one trainer iteration takes, evaluation included, for the forecast; "
+                              "default: a previous sweep of the same settings, else `advent-sweep probe SPACE`")
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
@@ -109,6 +115,17 @@ def _int_at_least(low: int) -> Callable[[str], int]:
     return parse
 
 
+def _positive_float(text: str) -> float:
+    """An argparse type: a float > 0; argparse names the flag and exits 2 otherwise."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not value > 0:
+        raise argparse.ArgumentTypeError(f"allowed: a number > 0 (got {text!r})")
+    return value
+
+
 def _blocking_file(path: Path) -> Path | None:
     """The first of ``path`` and its parents that exists, if it is not a folder (so no folder can be made there)."""
     for candidate in (path, *path.parents):
@@ -178,6 +195,29 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if args.storage is not None:
         spec = spec.with_storage(args.storage)
     print(spec.describe())
+    print(_forecast_text(spec, args.seconds_per_iteration))
+    return EXIT_OK
+
+
+def _forecast_text(spec: SweepSpec, seconds_per_iteration: float | None) -> str:
+    from advent_sweep.sweep.forecast import forecast
+
+    return forecast(spec, seconds_per_iteration).describe()
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    from advent_sweep.sweep.probe import probe
+    from advent_sweep.sweep.spec import SweepSpec
+
+    spec = SweepSpec.from_yaml(args.space)
+    if args.storage is not None:
+        spec = spec.with_storage(args.storage)
+    record = probe(spec, steps=args.steps)
+    print(f"probe on {record['device']} ({record['threads']} threads), {record['what']}:")
+    print(f"  {record['step_seconds']:.3f} s per training step ({record['steps']} timed), evaluation "
+          f"{record['evaluation_seconds']:.2f} s every {record['eval_interval']} iterations: "
+          f"{record['seconds_per_iteration']:.3f} s per iteration")
+    print(_forecast_text(spec, None))
     return EXIT_OK
 
 
@@ -199,6 +239,7 @@ def cmd_launch(args: argparse.Namespace) -> int:
     if args.dry_run:
         data = prepare(spec, args.resume)
         print(spec.describe())
+        print(_forecast_text(spec, args.seconds_per_iteration))
         action = "resume" if args.resume else "start"
         print(f"\nplan: {action} sweep {spec.name!r} in {spec.folder} on {args.address or 'an embedded local Ray (127.0.0.1)'}; "
               f"data: {len(data.source)} source / {len(data.target)} target / {len(data.target_val)} target-val images, "
@@ -401,7 +442,14 @@ def build_parser() -> argparse.ArgumentParser:
     validate = _command(commands, "validate", "check a space.yaml in full and print the resolved spec, or every error")
     validate.add_argument("space", help="a sweep space YAML (see search_spaces/ and docs/space-yaml.md)")
     validate.add_argument("--storage", help="override the file's storage (a folder or s3:// / gs:// URI)")
+    validate.add_argument("--seconds-per-iteration", type=_positive_float, help=SECONDS_PER_ITERATION_HELP)
     validate.set_defaults(handler=cmd_validate)
+
+    probe = _command(commands, "probe", "time a few iterations of a space's costliest configuration on this machine")
+    probe.add_argument("space", help="a sweep space YAML (see search_spaces/ and docs/space-yaml.md)")
+    probe.add_argument("--storage", help="override the file's storage: the timing is kept in its .cache for the forecast")
+    probe.add_argument("--steps", type=_int_at_least(1), default=5, help="timed training steps, after one untimed")
+    probe.set_defaults(handler=cmd_probe)
 
     launch = _command(commands, "launch", "run (or resume) a sweep on Ray Tune")
     launch.add_argument("space", help="a sweep space YAML (see search_spaces/ and docs/space-yaml.md)")
@@ -409,6 +457,7 @@ def build_parser() -> argparse.ArgumentParser:
     launch.add_argument("--storage", help="override the file's storage (a shared folder or s3:// / gs:// URI on a cluster)")
     launch.add_argument("--resume", action="store_true", help="continue an interrupted sweep; finished trials are not rerun")
     launch.add_argument("--dry-run", action="store_true", help="validate spec and data, print the plan, start nothing")
+    launch.add_argument("--seconds-per-iteration", type=_positive_float, help=SECONDS_PER_ITERATION_HELP)
     _add_progress(launch, VERBOSE_HELP)
     launch.set_defaults(handler=cmd_launch)
 

@@ -114,5 +114,23 @@ def validator_scatter(results: SweepResults, validator: str, path: Path) -> Path
     return path
 
 
+def anytime_plot(curve: pd.DataFrame, random_search: dict[str, pd.DataFrame], metric: str, unit: str, path: Path) -> Path:
+    """Best ``metric`` so far against resource-hours spent, a line per sweep; random search's expected curve
+    for the same trials dashed, where it can be computed."""
+    figure = Figure(figsize=(7, 4.5), layout="constrained")
+    ax = figure.subplots()
+    for sweep, reports in curve.groupby("sweep", sort=False):
+        line, = ax.step(reports["resource_hours"], reports["best_so_far"], where="post", label=f"sweep {sweep}")
+        expected = random_search.get(sweep)
+        if expected is not None:
+            ax.plot(expected["resource_hours"], expected["expected_best"], "--", color=line.get_color(),
+                    label="random search over the same trials (expected)")
+    ax.set(xlabel=f"{unit.upper()}-hours spent", ylabel=f"best {metric} so far", title="anytime performance")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    figure.savefig(path, dpi=100)
+    return path
+
+
 def _method_handles() -> list[Line2D]:
     return [Line2D([], [], color=color, label=METHOD_NAMES[method]) for method, color in COLORS.items()]

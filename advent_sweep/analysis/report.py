@@ -16,12 +16,13 @@ import pandas as pd
 from advent_sweep.analysis.ablation import Budget, equal_budget, marginal_effects, method_table, paper_style
 from advent_sweep.analysis.best import RULES, select_best
 from advent_sweep.analysis.confirmed import read_confirm, summarise_confirm
+from advent_sweep.analysis.cost import anytime_curve, hours_to_best, method_costs, random_search_curve, resource_unit
 from advent_sweep.analysis.importance import parameter_importance
 from advent_sweep.analysis.label_free import label_free_selection
 from advent_sweep.analysis.per_class import OURS, per_class_table
 from advent_sweep.analysis.qualitative import qualitative_section
 from advent_sweep.analysis.markdown import markdown, number
-from advent_sweep.analysis.plots import importance_bars, learning_curves, metric_vs_parameters, validator_scatter
+from advent_sweep.analysis.plots import anytime_plot, importance_bars, learning_curves, metric_vs_parameters, validator_scatter
 from advent_sweep.analysis.results import KEY, SweepResults, load_results, varying_parameters
 from advent_sweep.errors import ResultsError
 
@@ -70,6 +71,7 @@ def analyze(path: str | Path, output_dir: str | Path | None = None, metric: str 
             body.append(_table(out, f"marginal_{marginal.key}", marginal.table))
     body += ["<h2>Parameter importance</h2>", _importance(results, out, at_budget)]
     body += ["<h2>Learning curves</h2>", _image(learning_curves(results, metric, out / "learning_curves.png"))]
+    body += ["<h2>Cost</h2>", *_cost(results, out, metric, mode)]
     body += ["<h2>Metric against each parameter</h2>", *map(_image, metric_vs_parameters(ranked, metric, out))]
     report = out / "report.html"
     report.write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>advent-sweep analysis</title>"
@@ -166,6 +168,24 @@ def _confirmed(path: str | Path, out: Path, metric: str) -> list[str]:
             _table(out, "confirmed", summary),
             _table(out, "confirmed_methods", paper_style(method_table(confirmed, metric, budget="completed"))),
             "<h3>Selection rules on the confirm runs</h3>", _table(out, "confirmed_rules", rules)]
+
+
+def _cost(results: SweepResults, out: Path, metric: str, mode: str) -> list[str]:
+    """Resource-hours per method and in total, the hours until the eventual best, and the anytime plot."""
+    unit = resource_unit(results.trials)
+    curve = anytime_curve(results, metric, mode)
+    found = hours_to_best(curve, mode)
+    random_search = {sweep: random_search_curve(results, metric, mode, sweep) for sweep in results.sweeps}
+    missing = [sweep for sweep, expected in random_search.items() if expected is None]
+    notes = [f"Sweep {row.sweep}: its best trial {row.best_trial} first reported {metric} {row.best_value:.4g} (iteration "
+             f"{row.at_iteration}) after {row.resource_hours_until_then:.3g} of its {row.resource_hours_total:.3g} "
+             f"{unit.upper()}-hours ({row.share_of_total:.0%})." for row in found.itertuples()]
+    if missing:
+        notes.append(f"Random search's expected curve needs every trial trained to the end; not so in: {', '.join(missing)}.")
+    return [_note("Resource-hours: each trial's wall time × the CPUs and GPUs it held."),
+            _table(out, "cost_by_method", method_costs(results)), *map(_note, notes),
+            _image(anytime_plot(curve, {k: v for k, v in random_search.items() if v is not None}, metric, unit,
+                                out / "anytime.png"))]
 
 
 def _importance(results: SweepResults, out: Path, options: dict) -> str:

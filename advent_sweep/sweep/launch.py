@@ -285,6 +285,8 @@ def _tuner(spec: SweepSpec, data: DomainData, resume: bool, verbose: bool, reuse
 
     from advent_sweep.sweep.checkpoints import KEPT_WHILE_RUNNING, CheckpointRetention
     from advent_sweep.sweep.console import ConsoleProgress
+    from advent_sweep.sweep.eta import SweepProgress
+    from advent_sweep.sweep.forecast import expected_iterations, expected_rungs
     from advent_sweep.sweep.parquet_sink import ParquetResultSink, write_sweep_metadata
     from advent_sweep.sweep.searchers import TrialFolderInStudy, build_scheduler, build_search_alg
     from advent_sweep.sweep.tracking import MlflowExperimentReady
@@ -302,7 +304,9 @@ def _tuner(spec: SweepSpec, data: DomainData, resume: bool, verbose: bool, reuse
     max_t = spec.scheduler.max_t or spec.base_config.iterations
     sink = ParquetResultSink(spec.folder, spec.name, spec.metric, spec.mode, data.class_names, spec.train_config, max_t)
     # Retention before the sink: the sink's row names the checkpoint that is left.
-    callbacks = [CheckpointRetention(max_t, spec.checkpoints.keep_stopped), sink, *file_loggers, TrialFolderInStudy(spec)]
+    progress = SweepProgress(spec.folder, expected_iterations(expected_rungs(spec)), spec.num_samples,
+                             spec.resources.cpu, spec.resources.gpu)
+    callbacks = [CheckpointRetention(max_t, spec.checkpoints.keep_stopped), sink, progress, *file_loggers, TrialFolderInStudy(spec)]
     if spec.tracking.mlflow is not None:
         callbacks.append(MlflowExperimentReady(spec.tracking.mlflow, spec.name, spec.folder))
     return tune.Tuner(

@@ -14,7 +14,12 @@ or reports: at most every FLUSH_EVERY_S on a step's end, and always when Ray sav
 state (``get_state``; every 10 s, and every ``num_to_keep`` trial checkpoints), so a resumed sweep
 lacks no report or status that Ray's saved state counts as done: its trials go on from the
 checkpoints that state names and report what followed again. ``<sweep>/trials.parquet`` is
-rewritten whole, at most once per flush.
+rewritten whole, at most once per flush; a finished trial's row is converted to Arrow once, so a
+flush's Python work grows with the trials that changed, not with the sweep.
+
+A fold (1,000s of rows and more, read back from disk above KEPT_LEVELS) is written by one background
+thread, in order, so that no step end waits for it; a flush's own small part is written at once. Ray
+saving its state and the sweep's end wait for every fold in flight.
 
 Every file is written under a dot-name and renamed into place (readers skip dot-files); a folded
 file is in place before the files it replaces are deleted, and names them in its metadata
@@ -35,10 +40,12 @@ import math
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from ray.tune import Callback
@@ -53,6 +60,8 @@ FANOUT = 10
 SEALED_ROWS = 1_000_000
 # Files of levels 0 and 1 hold the last minutes' rows and fold most often: kept in memory, not read back to fold.
 KEPT_LEVELS = 2
+BACKGROUND_LEVEL = 1  # folds into this level and above (1,000s of rows and more): off the driver's event loop
+FROZEN_CHUNKS = 32  # finished trials' Arrow chunks combined into one beyond this many
 REPLACES = b"advent_sweep.replaces"
 EVERY_LEVEL = math.inf
 
@@ -115,9 +124,18 @@ class ParquetResultSink(Callback):
         self._flushed_at = -math.inf
         self._files: dict[str, tuple[int, int]] = {}  # name → (level, rows)
         self._kept: dict[str, pa.Table] = {}  # the files under KEPT_LEVELS written since setup
+        self._frozen: list[pa.Table] = []  # trials.parquet rows of finished trials, converted once
+        self._frozen_ids: set[str] = set()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parquet-sink-fold")
+        self._jobs: list[Future] = []
         self._filesystem.create_dir(self._reports_dir, recursive=True)
         self._read_back()
         self._fold_reports(below=1)
+        self._wait_for_folds()
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Without the fold thread: a pickled sink (Ray's saved state) sets up a new one."""
+        return {key: value for key, value in self.__dict__.items() if key not in ("_executor", "_jobs")}
 
     def _read_back(self) -> None:
         """Rows and files on disk; a write a kill cut short, and files a fold replaced but did not delete, go."""
@@ -147,6 +165,7 @@ class ParquetResultSink(Callback):
         Nothing for Ray to keep: the state is the Parquet files, read back by ``setup``.
         """
         self._flush()
+        self._wait_for_folds()
 
     # -- Tune events -----------------------------------------------------------------------
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
@@ -182,6 +201,7 @@ class ParquetResultSink(Callback):
         self._trial_row(trial).update(status="failed", error=trial_error_line(trial))
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+        self._jobs = [job for job in self._jobs if not job.done() or job.result()]  # a failed fold raises here
         if (self._pending or self._trials_dirty) and time.monotonic() - self._flushed_at >= FLUSH_EVERY_S:
             self._flush()
 
@@ -195,8 +215,11 @@ class ParquetResultSink(Callback):
             if trial.trial_id in self._trials:
                 self._stale[trial.trial_id] = trial
                 self._trials_dirty = True
+        self._wait_for_folds()
         self._fold_reports(below=EVERY_LEVEL)
+        self._wait_for_folds()
         self._write_trials()
+        self._executor.shutdown()
 
     # -- rows ------------------------------------------------------------------------------
     def _trial_row(self, trial: Any) -> dict[str, Any]:
@@ -270,25 +293,51 @@ class ParquetResultSink(Callback):
         return [name for name, (level, rows) in self._files.items() if keep(level) and rows < SEALED_ROWS]
 
     def _fold(self, names: list[str], fresh: pa.Table | None, level: int) -> None:
-        """``names``' rows and ``fresh`` as one new file of ``level``; then ``names`` are deleted."""
+        """``names``' rows and ``fresh`` as one new file of ``level``; then ``names`` are deleted.
+
+        The bookkeeping is done at once; the files are written now for a flush's level-0 part, else by the fold thread.
+        """
         if fresh is None and len(names) < 2:
             return
-        tables = [self._kept.pop(name) if name in self._kept else pq.read_table(f"{self._reports_dir}/{name}", filesystem=self._filesystem)
-                  for name in names]
+        rows = sum(self._files[old][1] for old in names) + (fresh.num_rows if fresh is not None else 0)
+        in_memory = {old: self._kept.pop(old) for old in names if old in self._kept}
+        name = f"part-{level}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:8]}.parquet"
+        for old in names:
+            del self._files[old]
+        self._files[name] = (level, rows)
+        if level < KEPT_LEVELS and len(in_memory) == len(names):  # the concatenation copies nothing
+            table = pa.concat_tables([*in_memory.values(), *([fresh] if fresh is not None else [])], promote_options="permissive")
+            self._kept[name] = table
+            in_memory, fresh = {name: table}, None
+            names_read = [name]
+        else:
+            names_read = names
+        if level >= BACKGROUND_LEVEL:
+            self._jobs.append(self._executor.submit(self._write_fold, names, names_read, in_memory, fresh, name))
+        else:
+            self._write_fold(names, names_read, in_memory, fresh, name)
+
+    def _write_fold(self, names: list[str], names_read: list[str], in_memory: dict[str, pa.Table], fresh: pa.Table | None,
+                    name: str) -> None:
+        """Write ``names_read`` (from memory, else from disk) and ``fresh`` as file ``name``; then delete ``names``."""
+        tables = [in_memory[old] if old in in_memory else pq.read_table(f"{self._reports_dir}/{old}", filesystem=self._filesystem)
+                  for old in names_read]
         table = pa.concat_tables([*tables, *([fresh] if fresh is not None else [])], promote_options="permissive")
         metadata = {**rs.SCHEMA_METADATA, **({REPLACES: json.dumps(names).encode()} if names else {})}
-        name = f"part-{level}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:8]}.parquet"
         self._write(table.replace_schema_metadata(metadata), f"{self._reports_dir}/{name}")
-        self._files[name] = (level, table.num_rows)
-        if level < KEPT_LEVELS:
-            self._kept[name] = table
         for old in names:
             self._filesystem.delete_file(f"{self._reports_dir}/{old}")
-            del self._files[old]
+
+    def _wait_for_folds(self) -> None:
+        """Every fold in flight written (its error raised here)."""
+        jobs, self._jobs = self._jobs, []
+        for job in jobs:
+            job.result()
 
     def _write_trials(self) -> None:
         if not self._trials_dirty:
             return
+        changed = set(self._stale)
         for trial_id, trial in self._stale.items():
             row = self._trials[trial_id]
             checkpoint = trial.checkpoint
@@ -297,7 +346,18 @@ class ParquetResultSink(Callback):
             row["trial_path"] = self._checkpoint_uri(trial.path) if trial.path else None
             row.update(self._summary(trial_id))
         self._stale = {}
-        self._write(pa.Table.from_pylist(list(self._trials.values()), schema=self._trial_schema), self._trials_file)
+        if changed & self._frozen_ids:  # a finished trial changed again (resumed, or the sweep's end): reconvert it
+            keep = pa.array(sorted(self._frozen_ids - changed), pa.string())
+            self._frozen = [pa.concat_tables(self._frozen).filter(pc.is_in(pc.field("trial_id"), value_set=keep))]
+            self._frozen_ids -= changed
+        live = pa.Table.from_pylist([row for trial_id, row in self._trials.items() if trial_id not in self._frozen_ids],
+                                    schema=self._trial_schema)
+        self._write(pa.concat_tables([*self._frozen, live]), self._trials_file)
+        finished = pc.not_equal(live["status"], "running")
+        self._frozen.append(live.filter(finished))
+        self._frozen_ids |= set(live["trial_id"].filter(finished).to_pylist())
+        if len(self._frozen) > FROZEN_CHUNKS:
+            self._frozen = [pa.concat_tables(self._frozen).combine_chunks()]
         self._trials_dirty = False
 
     def _write(self, table: pa.Table, path: str) -> None:

@@ -29,6 +29,7 @@ from ray.tune.search import ConcurrencyLimiter, Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from advent_sweep.sweep.checkpoints import stopped_early
+from advent_sweep.sweep.repeats import MAX_ASKS, distinct_configurations, ended_early_message, original_of
 from advent_sweep.sweep.spec import SweepSpec
 from advent_sweep.sweep.spec_models import CategoricalParam, FloatParam
 from advent_sweep.sweep.study_journal import StudyJournal
@@ -150,7 +151,9 @@ class PruningOptunaSearch(OptunaSearch):
 
     The study names its objective after the sweep's metric (optuna-dashboard's axes), and each Optuna
     trial carries its Ray trial id (user attribute ``ray_trial_id``; :class:`TrialFolderInStudy` adds
-    the trial's folder). Ray pickles ``__dict__`` to save it; :meth:`restore` reopens the journal (see there).
+    the trial's folder). A proposal that repeats an earlier trial's searched values is not trained (see
+    ``repeats``): it is told FAIL, marked ``repeat_of``, and the sampler is asked again. Ray pickles
+    ``__dict__`` to save it; :meth:`restore` reopens the journal (see there).
     """
 
     def __init__(self, spec: SweepSpec) -> None:
@@ -172,14 +175,50 @@ class PruningOptunaSearch(OptunaSearch):
         self.journal = journal
         self.max_t = spec.scheduler.max_t or spec.base_config.iterations
         self._orphans: list[int] = []  # storage ids of trials Ray lost in a crash, handed to new Ray trials
+        self.distinct = distinct_configurations(spec)
 
-    def suggest(self, trial_id: str) -> dict | None:
+    def suggest(self, trial_id: str) -> dict | str | None:
         if self._orphans and trial_id not in self._ot_trials:
             self._ot_trials[trial_id] = optuna.Trial(self._ot_study, self._orphans.pop(0))
-        suggested = super().suggest(trial_id)
+        if trial_id in self._ot_trials or "seed" in self.spec.space:  # a searched seed: repeats are the point
+            suggested = super().suggest(trial_id)
+        else:
+            sampler = self._ot_study.sampler
+            try:
+                suggested = self._suggest_new(trial_id)
+            finally:
+                self._ot_study.sampler = sampler
         if trial_id in self._ot_trials:
             self._ot_trials[trial_id].set_user_attr(RAY_TRIAL_ID, trial_id)
         return suggested
+
+    def _suggest_new(self, trial_id: str) -> dict | str:
+        """Ask until the proposal repeats no earlier trial; after a repeat, at random: a model-based sampler
+        (TPE) proposes its favourite again, deterministically."""
+        for ask in range(MAX_ASKS):
+            trials = self._ot_study.get_trials(deepcopy=False)
+            if ask:
+                seed = int(np.random.SeedSequence([self.spec.searcher.seed, len(trials)]).generate_state(1)[0])
+                self._ot_study.sampler = optuna.samplers.RandomSampler(seed=seed)
+            config = super().suggest(trial_id)
+            ot_trial = self._ot_trials[trial_id]
+            given = ot_trial.number < len(self.spec.searcher.points_to_evaluate)  # points_to_evaluate train as listed
+            original = None if given else original_of(ot_trial.params, trials, ot_trial.number)
+            if original is None:
+                return config
+            ot_trial.set_user_attr("repeat_of", original)
+            ot_trial.set_user_attr("not_trained", f"an exact repeat of trial {original}'s searched values")
+            self._ot_study.tell(ot_trial, state=TrialState.FAIL)
+            del self._ot_trials[trial_id]
+            ran = sum("repeat_of" not in trial.user_attrs for trial in trials)
+            if self.distinct is not None and ran >= self.distinct:
+                return self._end(ran, f"the space has {self.distinct} distinct configurations and each has run")
+        return self._end(ran, f"the last {MAX_ASKS} proposals all repeated configurations that ran")
+
+    def _end(self, trials: int, reason: str) -> str:
+        print(ended_early_message(self.spec, trials, reason), flush=True)
+        self.journal.publish()
+        return Searcher.FINISHED
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         # A result marked done is Ray's repeat of the last one when a function trainable returns: the end's business

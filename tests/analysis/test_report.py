@@ -58,3 +58,13 @@ def test_report_ranks_each_label_free_validator(report: Path) -> None:
     assert len(pd.read_csv(report.parent / "label_free_trials.csv")) == 17
     for name in table["validator"]:
         assert f"src='validator_{name}.png'" in html
+
+
+def test_report_has_the_cost_section_with_the_anytime_plot(report: Path) -> None:
+    html = report.read_text()
+    assert "<h2>Cost</h2>" in html and "anytime.png" in html and (report.parent / "anytime.png").is_file()
+    costs = pd.read_csv(report.parent / "cost_by_method.csv")
+    trials = pd.read_parquet(report.parent.parent / "trials.parquet")
+    total = costs[costs["method"] == "all"]["cpu_hours"].sum()
+    assert total == pytest.approx((trials["wall_time_s"] * trials["resources_cpu"]).sum() / 3600)
+    assert "first reported target_miou" in html
