@@ -13,3 +13,14 @@ def torch_threads_before():
     before = torch.get_num_threads()
     yield before
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """An embedded Ray on 127.0.0.1 with 2 CPUs for the test module that asks for it (modules needing other
+    resources define their own); shut down, by Ray itself, when the module ends."""
+    import ray
+
+    ray.init(address="local", num_cpus=2, include_dashboard=False, configure_logging=False)
+    yield
+    ray.shutdown()

@@ -6,7 +6,6 @@ two run real sweeps on an embedded Ray (loopback only): a stub trainable, and th
 
 from __future__ import annotations
 
-import os
 import sys
 from collections import Counter
 from pathlib import Path
@@ -180,16 +179,6 @@ def test_files_of_sealed_rows_or_more_are_not_folded_again(tmp_path, monkeypatch
 
 
 # -- real Ray ---------------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def local_ray():
-    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
-    import ray
-
-    ray.init(address="local", num_cpus=2, include_dashboard=False, configure_logging=False)
-    yield
-    ray.shutdown()
-
 
 def stub_trial(config: dict) -> None:
     from ray import tune

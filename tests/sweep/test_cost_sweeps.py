@@ -4,7 +4,6 @@ One embedded Ray (loopback only) serves the module.
 """
 
 import json
-import os
 from pathlib import Path
 
 import optuna
@@ -24,16 +23,6 @@ QUICKSTART_POINTS = [
     {"method": "source_only"}, {"method": "advent", "lambda_adv_main": 1e-3}, {"method": "minent", "lambda_ent_main": 1e-3},
     {"method": "advent_minent", "lambda_ent_main": 1e-3, "lambda_adv_main": 1e-3},
 ]
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
-    import ray
-
-    ray.init(address="local", num_cpus=2, include_dashboard=False, configure_logging=False)
-    yield
-    ray.shutdown()
 
 
 @pytest.mark.parametrize("seed", [0, 1])
