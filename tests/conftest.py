@@ -7,12 +7,19 @@ import torch
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 
+@pytest.fixture(scope="session")
+def torch_threads_at_start() -> int:
+    """torch's thread count when the session began (all cores unless OMP_NUM_THREADS says fewer)."""
+    return torch.get_num_threads()
+
+
 @pytest.fixture(autouse=True)
-def torch_threads_before():
-    """Every Trainer sets torch's process-wide thread count; put it back, so that no test runs on another's count."""
-    before = torch.get_num_threads()
-    yield before
-    torch.set_num_threads(before)
+def torch_threads_before(torch_threads_at_start):
+    """Every Trainer sets torch's process-wide thread count; each test starts and ends on the session's count,
+    so that no test runs on another's, also not on one a module-scoped fixture's training left behind."""
+    torch.set_num_threads(torch_threads_at_start)
+    yield torch_threads_at_start
+    torch.set_num_threads(torch_threads_at_start)
 
 
 @pytest.fixture(scope="module")

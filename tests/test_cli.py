@@ -66,7 +66,9 @@ def segmenter_weights(run: Path) -> dict[str, torch.Tensor]:
 
 @pytest.mark.slow
 def test_interrupted_training_resumes_to_the_same_weights(tmp_path):
-    config = write_yaml(tmp_path / "run.yaml", TINY_RUN)
+    # One thread in both processes: the count decides the numbers, and this process's count (or an OMP_NUM_THREADS
+    # an earlier Ray test left in the environment, which the subprocess inherits) is not the point here.
+    config = write_yaml(tmp_path / "run.yaml", {**TINY_RUN, "threads": 1})
     straight, interrupted = tmp_path / "straight", tmp_path / "interrupted"
     assert main(["train", str(config), "--output-dir", str(straight), "--quiet"]) == 0
 
@@ -201,7 +203,9 @@ def test_validate_prints_the_resolved_spec_and_exits_0(tmp_path, capsys):
     assert main(["validate", "search_spaces/quickstart.yaml", "--storage", str(tmp_path)]) == 0
     printed = capsys.readouterr().out
     spec = SweepSpec.from_yaml("search_spaces/quickstart.yaml").with_storage(str(tmp_path))
-    assert printed.strip() == spec.describe().strip()
+    resolved, forecast = printed.strip().split("\nforecast: ")
+    assert resolved.strip() == spec.describe().strip()
+    assert forecast.startswith("792 trainer iterations (ASHA"), "the forecast follows the spec"
     assert f"sweep 'quickstart' → {tmp_path / 'quickstart'}" in printed
     assert "bn_momentum        0.01" in printed, "a TrainConfig default the file does not set"
     assert list(tmp_path.iterdir()) == []

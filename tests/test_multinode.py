@@ -74,7 +74,7 @@ SPACE = {
         "iterations": ITERATIONS, "poly_horizon": ITERATIONS, "eval_interval": EVAL_INTERVAL,
         "batch_size_source": 2, "batch_size_target": 2, "eval_batch_size": 4, "device": "cpu",
     },
-    "space": {"lr": {"type": "categorical", "choices": [1.0e-3, 1.0e-2, 5.0e-2]}},
+    "space": {"lr": {"type": "categorical", "choices": [1.0e-3, 2.0e-3, 5.0e-3, 1.0e-2, 2.0e-2, 5.0e-2]}},  # 6 distinct: repeats are not trained
     "searcher": {"sampler": "random", "seed": 0},
     "scheduler": {"type": "asha", "grace_period": EVAL_INTERVAL, "reduction_factor": 2, "max_t": ITERATIONS},
     "num_samples": 6,

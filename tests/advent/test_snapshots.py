@@ -52,7 +52,7 @@ def test_a_resumed_run_forgets_what_it_kept_after_its_checkpoint(tmp_path):
 
 def test_an_unknown_rule_in_a_train_config_exits_2_listing_the_rules(tmp_path, capsys):
     config = write_yaml(tmp_path / "run.yaml", {**TINY_RUN, "keep_snapshots": ["best", "oracle"]})
-    assert main(["train", str(config), "--output", str(tmp_path / "run"), "--quiet"]) == 2
+    assert main(["train", str(config), "--output-dir", str(tmp_path / "run"), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "keep_snapshots" in err and "unknown rule 'oracle'; allowed: best, last, target_entropy, target_im" in err
     assert not (tmp_path / "run").exists()
@@ -72,7 +72,7 @@ def test_an_unknown_keep_rule_exits_2_listing_the_rules(tmp_path, capsys):
 def trained(tmp_path_factory):
     folder = tmp_path_factory.mktemp("snapshots")
     config = write_yaml(folder / "run.yaml", {**TINY_RUN, "threads": 1, "keep_snapshots": ["best", "target_im", "target_entropy", "last"]})
-    assert main(["train", str(config), "--output", str(folder / "run"), "--quiet"]) == 0
+    assert main(["train", str(config), "--output-dir", str(folder / "run"), "--quiet"]) == 0
     return folder / "run"
 
 

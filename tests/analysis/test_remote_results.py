@@ -88,7 +88,7 @@ def test_analyze_through_a_file_uri_writes_the_same_tables_into_a_local_folder(s
                                                                                capsys: pytest.CaptureFixture,
                                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    assert main(["analyze", str(sweep_dir), "-o", "local"]) == 0
+    assert main(["analyze", str(sweep_dir), "--output-dir", "local"]) == 0
     assert main(["analyze", f"file://{sweep_dir}"]) == 0
     assert capsys.readouterr().out.splitlines()[-1] == f"report: {tmp_path / 'fake-analysis' / 'report.html'}"
     assert not (sweep_dir / "analysis").exists()

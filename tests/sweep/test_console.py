@@ -56,7 +56,7 @@ def test_a_sweep_prints_one_line_per_trial_start_report_and_end(tmp_path, capfd)
 
 
 def test_verbose_gives_rays_own_output_back(tmp_path, capfd):
-    space = space_file(tmp_path, "loud", num_samples=2, space={"lr": {"type": "categorical", "choices": [2e-2]}})
+    space = space_file(tmp_path, "loud", num_samples=2, space={"lr": {"type": "categorical", "choices": [2e-2, 1.5e-2]}})
     assert main(["launch", space, "--verbose"]) == 0
     out, err = capfd.readouterr()
 

@@ -110,9 +110,12 @@ def test_a_killed_s3_sweep_resumes_with_its_journal_and_warmup_in_the_bucket(s3_
     assert not went_back(s3_sweep["resumed"]), "a trial resumed from its checkpoint in the bucket started over"
     trials = read_table(f"{FOLDER}/trials.parquet")
     reports = read_table(f"{FOLDER}/reports")
-    assert sorted(trials.status) == ["completed"] * 2 and sorted(trials["config.lr"]) == [1e-2, 2e-2]
-    assert len(reports) == 2 * 2
-    for trial_id in trials.trial_id:  # Ray's own log in the bucket, read through pyarrow's S3 filesystem
+    # A trial that started just before the kill, after Ray last saved its state, is "lost" (a resume cannot know it);
+    # the resumed searcher then runs the configuration again under a new trial.
+    completed = trials[trials.status == "completed"]
+    assert set(trials.status) <= {"completed", "lost"} and sorted(completed["config.lr"]) == [1e-2, 2e-2]
+    assert len(reports[reports.trial_id.isin(completed.trial_id)]) == 2 * 2
+    for trial_id in completed.trial_id:  # Ray's own log in the bucket, read through pyarrow's S3 filesystem
         assert ray_iterations(FOLDER, trial_id)[-1] == 4, trial_id
 
     keys = objects("runs/")
@@ -125,7 +128,7 @@ def test_a_killed_s3_sweep_resumes_with_its_journal_and_warmup_in_the_bucket(s3_
     study = optuna.load_study(study_name="on-s3", storage=journal_storage(str(copy)))
     assert sorted(t.params["lr"] for t in study.trials) == [1e-2, 2e-2]
     assert {t.state for t in study.trials} == {optuna.trial.TrialState.COMPLETE}
-    last = reports.sort_values("iteration").groupby("trial_id").tail(1)
+    last = reports[reports.trial_id.isin(completed.trial_id)].sort_values("iteration").groupby("trial_id").tail(1)
     assert sorted((t.params["lr"], t.value) for t in study.trials) == sorted(zip(last["config.lr"], last.target_miou))
 
 
