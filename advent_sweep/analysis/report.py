@@ -30,6 +30,7 @@ TRIAL_SUMMARY = ["status", "config.method", "config.backbone", "best_value", "be
                  "min_entropy_iteration", "iterations", "wall_time_s"]
 STYLE = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
          "table{border-collapse:collapse;font-size:13px;margin:.5em 0}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}"
+         "table.qualitative td,table.qualitative th{text-align:center}"
          "img{max-width:100%}.note{color:#555}")
 
 
