@@ -17,7 +17,7 @@ import threading
 import pyarrow.fs as pafs
 
 from advent_sweep.errors import InputError
-from advent_sweep.storage import filesystem_and_path
+from advent_sweep.storage import filesystem_and_path, write_atomically
 
 EVENT_FILE_PREFIX = "events.out.tfevents."
 
@@ -32,9 +32,8 @@ def sync_event_files(filesystem: pafs.FileSystem, root: str, local: str) -> int:
         if os.path.exists(target) and os.path.getsize(target) == info.size:
             continue
         os.makedirs(os.path.dirname(target), exist_ok=True)
-        with filesystem.open_input_stream(info.path) as stream, open(target + ".part", "wb") as out:
-            out.write(stream.read())
-        os.replace(target + ".part", target)
+        with filesystem.open_input_stream(info.path) as stream:
+            write_atomically(target, stream.read())
         copied += 1
     return copied
 
